@@ -1,0 +1,1 @@
+"""ydc: YOLO Dataset Creator."""

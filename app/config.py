@@ -1,0 +1,62 @@
+"""Settings, read from ``YDC_*`` environment variables and validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YDC_", extra="ignore")
+
+    data_dir: Path = Field(Path("storage"), description="Where the database and bytes live.")
+    database_url: str = Field("", description="SQLAlchemy async URL; default SQLite in data_dir.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    task_heartbeat_s: float = Field(
+        30.0, gt=0, description="A running task silent longer is stale."
+    )
+    task_slots: int = Field(1, ge=1, le=32, description="Tasks one runner runs at once.")
+    import_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(100_000_000, gt=0)
+    run_tasks: bool = Field(True, description="Start the in-process task runner with the server.")
+    log_level: str = "INFO"
+
+    @field_validator("import_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        # os.pathsep-separated in the environment, like PATH.
+        if isinstance(value, str):
+            import os
+
+            return [Path(p) for p in value.split(os.pathsep) if p.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        self.import_roots = [p.expanduser().resolve() for p in self.import_roots]
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'ydc.db'}"
+        return self
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as ``YDC_*`` variables, for a worker subprocess."""
+        import os
+
+        return {
+            "YDC_DATA_DIR": str(self.data_dir),
+            "YDC_DATABASE_URL": self.database_url,
+            "YDC_HOST": self.host,
+            "YDC_PORT": str(self.port),
+            "YDC_TASK_HEARTBEAT_S": str(self.task_heartbeat_s),
+            "YDC_TASK_SLOTS": str(self.task_slots),
+            "YDC_IMPORT_ROOTS": os.pathsep.join(str(p) for p in self.import_roots),
+            "YDC_MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
+            "YDC_MAX_IMAGE_PIXELS": str(self.max_image_pixels),
+            "YDC_LOG_LEVEL": self.log_level,
+        }

@@ -1,0 +1,205 @@
+"""ORM models: the database is the source of truth for every project, class, image, label,
+model, capture session and task. Timestamps are seconds since the epoch (floats), as in the
+seed dataclasses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Project(Base):
+    __tablename__ = "project"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    # casefold of the name: project folders must not clash on case-insensitive disks.
+    name_key: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    train_ratio: Mapped[float] = mapped_column(Float, default=0.8)
+    val_ratio: Mapped[float] = mapped_column(Float, default=0.1)
+    test_ratio: Mapped[float] = mapped_column(Float, default=0.1)
+    created_at: Mapped[float] = mapped_column(Float)
+    modified_at: Mapped[float] = mapped_column(Float)
+
+    classes: Mapped[list[ProjectClass]] = relationship(
+        back_populates="project",
+        lazy="raise",
+        order_by="ProjectClass.position",
+        passive_deletes=True,
+    )
+
+
+class ProjectClass(Base):
+    """A class with a stable id; ``position`` is its YOLO index."""
+
+    __tablename__ = "project_class"
+    __table_args__ = (
+        Index("uq_project_class_name", "project_id", "name_key", unique=True),
+        Index("ix_project_class_position", "project_id", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    name_key: Mapped[str] = mapped_column(String(100))
+    colour: Mapped[str] = mapped_column(String(7))
+    prompts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+    project: Mapped[Project] = relationship(back_populates="classes", lazy="raise")
+
+
+class CaptureSession(Base):
+    __tablename__ = "capture_session"
+    __table_args__ = (Index("ix_capture_session_project", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    log: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Image(Base):
+    __tablename__ = "image"
+    __table_args__ = (
+        # Keyset pagination of the grid, per split and over all splits.
+        Index("ix_image_project_split_id", "project_id", "split", "id"),
+        Index("uq_image_stem", "project_id", "stem_key", unique=True),
+        Index("uq_image_sha256", "project_id", "sha256", unique=True),
+        Index("ix_image_project_missing", "project_id", "missing"),
+        Index("ix_image_session", "session_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    split: Mapped[str] = mapped_column(String(8))
+    split_pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    filename: Mapped[str] = mapped_column(String(255))
+    # casefold of the stem: a.jpg and A.png would share a label file.
+    stem_key: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    phash: Mapped[str | None] = mapped_column(String(16))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    missing: Mapped[bool] = mapped_column(Boolean, default=False)
+    no_objects: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("capture_session.id", ondelete="SET NULL")
+    )
+    # What the label mirror looked like when ydc last wrote it (None: no file expected).
+    label_size: Mapped[int | None] = mapped_column(Integer)
+    label_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Model(Base):
+    __tablename__ = "model"
+    __table_args__ = (
+        Index("ix_model_project", "project_id", "created_at"),
+        # One active model per project.
+        Index(
+            "uq_model_active",
+            "project_id",
+            unique=True,
+            sqlite_where=text("is_active"),
+            postgresql_where=text("is_active"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    base_model: Mapped[str] = mapped_column(String(255))
+    weights_path: Mapped[str] = mapped_column(Text)  # relative to the data dir
+    epochs_completed: Mapped[int] = mapped_column(Integer, default=0)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    best_map50: Mapped[float | None] = mapped_column(Float)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    activated_at: Mapped[float | None] = mapped_column(Float)
+    trained_on: Mapped[str | None] = mapped_column(Text)  # snapshot or version it saw
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Label(Base):
+    __tablename__ = "label"
+    __table_args__ = (
+        Index("ix_label_image_status", "image_id", "status"),
+        Index("ix_label_class", "class_id"),
+        Index("ix_label_model", "model_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"))
+    class_id: Mapped[int] = mapped_column(ForeignKey("project_class.id", ondelete="CASCADE"))
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    w: Mapped[float] = mapped_column(Float)
+    h: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(8))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(8))
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("model.id", ondelete="SET NULL"))
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Task(Base):
+    __tablename__ = "task"
+    __table_args__ = (
+        Index("ix_task_status_id", "status", "id"),
+        Index("ix_task_project_id", "project_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("project.id", ondelete="SET NULL"))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)

@@ -1,0 +1,184 @@
+"""Dataclasses shared by the stores, services and views.
+
+The seed fields (``Annotation``, ``DatasetInfo``, ``ImageInfo``, ``LabelData``, ``ModelInfo``) keep
+their names and order; fields ydc adds come after them with defaults, so positional construction
+as the seeds do it still works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+class LabelSource(StrEnum):
+    MANUAL = "manual"
+    MODEL = "model"
+    PROMPT = "prompt"
+    IMPORT = "import"
+
+
+class LabelStatus(StrEnum):
+    ACCEPTED = "accepted"
+    PENDING = "pending"
+    REJECTED = "rejected"
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class SessionSource(StrEnum):
+    VIDEO = "video"
+    WEBCAM = "webcam"
+    FOLDER = "folder"
+    STREAM = "stream"
+
+
+class SessionStatus(StrEnum):
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass
+class Annotation:
+    """One box: ``class_id`` is the class's YOLO index (its position); x, y, width, height are
+    the normalised centre and size in the upright image."""
+
+    class_id: int
+    x: float
+    y: float
+    width: float
+    height: float
+    id: int | None = None
+    source: str = LabelSource.MANUAL.value
+    confidence: float | None = None
+    status: str = LabelStatus.ACCEPTED.value
+    model: str | None = None
+
+
+@dataclass
+class ClassInfo:
+    id: int
+    position: int
+    name: str
+    colour: str
+    prompts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DatasetInfo:
+    name: str
+    path: Path
+    classes: list[str]
+    num_images: dict[str, int]
+    created_at: float
+    modified_at: float
+    id: int = 0
+    description: str = ""
+    class_details: list[ClassInfo] = field(default_factory=list)
+
+
+@dataclass
+class ImageInfo:
+    filename: str
+    split: str
+    path: Path
+    width: int
+    height: int
+    size_bytes: int
+    has_labels: bool
+    id: int = 0
+    dataset: str = ""
+    sha256: str = ""
+    phash: str | None = None
+    split_pinned: bool = False
+    missing: bool = False
+    no_objects: bool = False
+    version: int = 0
+    session_id: int | None = None
+    created_at: float = 0.0
+
+
+@dataclass
+class LabelData:
+    filename: str
+    split: str
+    annotations: list[Annotation]
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    path: Path
+    base_model: str
+    dataset_name: str
+    created_at: float
+    epochs_completed: int
+    best_map50: float | None
+    is_active: bool
+    id: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SessionInfo:
+    """A capture session: where frames come from and what became of them."""
+
+    id: int
+    dataset: str
+    source: str
+    settings: dict[str, Any]
+    status: str
+    counts: dict[str, int]
+    log: list[str]
+    created_at: float
+    ended_at: float | None = None
+
+
+@dataclass
+class TaskInfo:
+    id: int
+    kind: str
+    status: str
+    progress: float
+    message: str
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    worker: str | None
+    heartbeat_at: float | None
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    dataset: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return TaskStatus(self.status).finished
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote and what it left out (and why)."""
+
+    path: Path
+    images: int
+    labels: int
+    left_out: dict[str, list[str]] = field(default_factory=dict)

@@ -1,0 +1,448 @@
+"""The store ABCs: the only door to storage.
+
+Seed names and positional parameters are kept (reference documents 000/001/002); what ydc adds is
+keyword-only. Every method is ``async``. Errors: ``NotFound`` (a ``FileNotFoundError``) for a
+missing dataset, image, model, session or task; ``AlreadyExists``/``Invalid`` (``ValueError``) for
+a taken name or bad input; ``Conflict`` for a stale version.
+
+Atomicity: each call is its own unit of work unless it runs inside ``Stores.unit_of_work()``,
+in which case it joins that unit and nothing is committed (and no file is put in place for good)
+until the unit commits.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from app.domain.models import (
+    Annotation,
+    ClassInfo,
+    DatasetInfo,
+    ExportResult,
+    ImageInfo,
+    ModelInfo,
+    SessionInfo,
+    TaskInfo,
+)
+
+ProgressCallback = Callable[[float, str], Awaitable[None]]
+"""Called with a fraction in [0, 1] and a message; may raise ``Cancelled`` to stop the work."""
+
+
+class UnitOfWork(ABC):
+    """One transaction plus the file actions that go with it.
+
+    Leaving the ``async with`` block without ``commit()`` rolls back the rows and undoes the
+    files the unit created. After a commit, the unit's deferred file actions run (moves, unlinks,
+    mirror rewrites).
+    """
+
+    @abstractmethod
+    async def __aenter__(self) -> UnitOfWork: ...
+
+    @abstractmethod
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    @abstractmethod
+    async def commit(self) -> None: ...
+
+    @abstractmethod
+    async def rollback(self) -> None: ...
+
+
+class DatasetStore(ABC):
+    """Projects (the seeds call them datasets): CRUD, classes, prompts, zip export/import."""
+
+    @abstractmethod
+    async def create(self, name: str, classes: list[str], *, description: str = "") -> DatasetInfo:
+        """Create a project with its ordered classes, its folder and its ``data.yaml``.
+
+        Raises ``Invalid`` for a bad name or class list and ``AlreadyExists`` when the name is
+        taken (ignoring case) or a folder of that name already lies in storage.
+        """
+
+    @abstractmethod
+    async def list(self) -> list[DatasetInfo]:
+        """All projects, by name, with image counts per split."""
+
+    @abstractmethod
+    async def get(self, name: str) -> DatasetInfo | None:
+        """The project, or ``None`` when there is none of that name."""
+
+    @abstractmethod
+    async def delete(self, name: str) -> bool:
+        """Delete the project, its rows and (after the commit) its folder. ``False`` if absent."""
+
+    @abstractmethod
+    async def update_classes(self, name: str, classes: list[str]) -> None:
+        """Set the ordered class list.
+
+        A name that matches an existing class (ignoring case) keeps that class (its id, colour,
+        prompts and labels) at its new position; a new name adds a class; a class left out is
+        deleted with its labels. The mirror (``data.yaml``, label files) is rewritten.
+        Raises ``NotFound`` for an unknown project, ``Invalid`` for bad or duplicate names.
+        """
+
+    @abstractmethod
+    async def get_classes(self, name: str) -> list[ClassInfo]:
+        """The project's classes in YOLO order. Raises ``NotFound``."""
+
+    @abstractmethod
+    async def get_prompts(self, name: str) -> dict[int, list[str]]:
+        """YOLO-World prompts by class index (classes without prompts left out). ``NotFound``."""
+
+    @abstractmethod
+    async def save_prompts(self, name: str, prompts: dict[int, list[str]]) -> None:
+        """Replace the prompts of the given class indices; mirrored to ``prompts.yaml``.
+
+        Raises ``NotFound`` for an unknown project and ``Invalid`` for an index out of range.
+        """
+
+    @abstractmethod
+    async def export_zip(
+        self, name: str, output_path: Path, *, progress: ProgressCallback | None = None
+    ) -> Path:
+        """Write ``<output_path>/<name>.zip`` in the Ultralytics layout and return its path.
+
+        ``images/{split}/``, ``labels/{split}/`` and a ``data.yaml`` without ``path``. Only
+        labelled images go in (a "no objects" image with an empty label file); unlabelled and
+        missing images are left out. Original bytes, stored without recompression.
+        """
+
+    @abstractmethod
+    async def export(
+        self, name: str, output_path: Path, *, progress: ProgressCallback | None = None
+    ) -> ExportResult:
+        """Like ``export_zip`` but also says what went in and what was left out."""
+
+    @abstractmethod
+    async def import_zip(self, zip_path: Path, name: str | None = None) -> DatasetInfo:
+        """Create a project from an Ultralytics-layout zip (``data.yaml``, ``images/``,
+        ``labels/``); the name defaults to the zip's stem.
+
+        All or nothing: a malformed label line, an out-of-range class, a path that leaves the
+        archive or a file that is not an image raises ``Invalid`` and creates nothing.
+        """
+
+
+class ImageStore(ABC):
+    """Image bytes in a project's split folders, indexed by the database."""
+
+    @abstractmethod
+    async def save(
+        self,
+        dataset: str,
+        split: str,
+        filename: str,
+        image: np.ndarray,
+        *,
+        session_id: int | None = None,
+    ) -> ImageInfo:
+        """Encode a BGR frame once (format from the file name's extension) and store it.
+
+        The stored name may differ from ``filename``: it is made safe, and a name whose stem is
+        already taken in the project (ignoring case) gets a ``-1``, ``-2``… suffix.
+        Raises ``NotFound`` (project), ``Invalid`` (split, name, empty image),
+        ``DuplicateImage`` (same bytes already stored).
+        """
+
+    @abstractmethod
+    async def save_file(
+        self,
+        dataset: str,
+        split: str,
+        filename: str,
+        source: Path | IO[bytes],
+        *,
+        session_id: int | None = None,
+    ) -> ImageInfo:
+        """Store an upload's original bytes unchanged, after decoding them to check they are an
+        image. Same naming and errors as ``save``; ``Invalid`` when the bytes are not an image.
+        """
+
+    @abstractmethod
+    async def load(self, dataset: str, split: str, filename: str) -> np.ndarray:
+        """Decode the image (BGR, upright). Raises ``NotFound``."""
+
+    @abstractmethod
+    async def delete(self, dataset: str, split: str, filename: str) -> bool:
+        """Delete the image, its labels and files. ``False`` when it is not there."""
+
+    @abstractmethod
+    async def move(self, dataset: str, filename: str, from_split: str, to_split: str) -> None:
+        """Move the image, with its labels, to another split (and pin it there).
+
+        Raises ``NotFound`` when the image is not in ``from_split``.
+        """
+
+    @abstractmethod
+    async def list(
+        self,
+        dataset: str,
+        split: str | None = None,
+        *,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[ImageInfo]:
+        """Images in id order, optionally one split; keyset pagination with ``after_id``/``limit``.
+
+        Width and height are the recorded upright size. Raises ``NotFound`` for the project.
+        """
+
+    @abstractmethod
+    async def get(self, dataset: str, filename: str) -> ImageInfo:
+        """The image of that name in any split. Raises ``NotFound``."""
+
+    @abstractmethod
+    async def exists(self, dataset: str, split: str, filename: str) -> bool:
+        """Whether the image is stored in that split."""
+
+
+class LabelStore(ABC):
+    """Accepted boxes of an image; the ``labels/<split>/<stem>.txt`` files are their mirror."""
+
+    @abstractmethod
+    async def save(
+        self,
+        dataset: str,
+        split: str,
+        filename: str,
+        annotations: list[Annotation],
+        *,
+        expected_version: int | None = None,
+    ) -> None:
+        """Replace the image's accepted boxes with ``annotations``.
+
+        An annotation carrying the ``id`` of an existing label keeps that label's source, model
+        and confidence. Saving clears "no objects" when boxes are given and bumps the image's
+        version. Raises ``NotFound`` (image), ``Invalid`` (class index out of range, box outside
+        the image or under one pixel), ``Conflict`` when ``expected_version`` is stale.
+        """
+
+    @abstractmethod
+    async def load(self, dataset: str, split: str, filename: str) -> list[Annotation]:
+        """The image's accepted boxes (empty list for none). Raises ``NotFound`` (image)."""
+
+    @abstractmethod
+    async def delete(self, dataset: str, split: str, filename: str) -> bool:
+        """Remove the image's accepted boxes and "no objects" mark. ``False`` if it had none."""
+
+    @abstractmethod
+    async def move(self, dataset: str, filename: str, from_split: str, to_split: str) -> None:
+        """Labels live with their image: moves the image if it is still in ``from_split``, and
+        is a no-op when ``ImageStore.move`` already took it to ``to_split``.
+
+        Raises ``NotFound`` when the image is in neither split.
+        """
+
+    @abstractmethod
+    async def exists(self, dataset: str, split: str, filename: str) -> bool:
+        """Whether the image is labelled (has a label file): accepted boxes or "no objects"."""
+
+    @abstractmethod
+    async def set_no_objects(
+        self, dataset: str, filename: str, no_objects: bool, *, expected_version: int | None = None
+    ) -> None:
+        """Mark the image as a negative example (empty label file), or clear the mark.
+
+        Marking removes its accepted boxes and rejects its pending suggestions.
+        """
+
+    @abstractmethod
+    async def add_suggestions(
+        self, dataset: str, filename: str, annotations: list[Annotation]
+    ) -> None:
+        """Add pending suggestions (not part of the mirror; the version is not bumped)."""
+
+    @abstractmethod
+    async def list_suggestions(self, dataset: str, filename: str) -> list[Annotation]:
+        """The image's pending suggestions."""
+
+
+class ModelStore(ABC):
+    """Trained weights and their metadata; one active model per project."""
+
+    @abstractmethod
+    async def save(
+        self,
+        name: str,
+        weights_path: Path,
+        base_model: str,
+        dataset_name: str,
+        epochs_completed: int,
+        metrics: dict[str, Any],
+    ) -> ModelInfo:
+        """Copy the weights into the project's ``models/<name>/`` and register the model.
+
+        ``metrics`` may carry ``best_map50`` and ``epochs`` (a list of per-epoch dicts).
+        Raises ``AlreadyExists`` for a taken name, ``NotFound`` for the project or the weights
+        file, ``Invalid`` for a bad name.
+        """
+
+    @abstractmethod
+    async def load(self, name: str) -> Path:
+        """Path of the model's weights. Raises ``NotFound``."""
+
+    @abstractmethod
+    async def list(self, *, dataset: str | None = None) -> list[ModelInfo]:
+        """All models (or one project's), newest first."""
+
+    @abstractmethod
+    async def get(self, name: str) -> ModelInfo | None:
+        """The model, or ``None``."""
+
+    @abstractmethod
+    async def delete(self, name: str) -> bool:
+        """Delete the model and (after the commit) its files. ``False`` if absent."""
+
+    @abstractmethod
+    async def set_active(self, name: str) -> None:
+        """Make this the active model of its project (the project's other models become
+        inactive). Raises ``NotFound``."""
+
+    @abstractmethod
+    async def get_active(self, *, dataset: str | None = None) -> ModelInfo | None:
+        """The project's active model; without ``dataset``, the most recently activated one."""
+
+
+class SessionStore(ABC):
+    """Capture sessions (video, webcam, folder, stream) and their log."""
+
+    @abstractmethod
+    async def create(
+        self, dataset: str, source: str, settings: dict[str, Any] | None = None
+    ) -> SessionInfo:
+        """Start a session in progress. Raises ``NotFound`` (project), ``Invalid`` (source)."""
+
+    @abstractmethod
+    async def get(self, session_id: int) -> SessionInfo:
+        """Raises ``NotFound``."""
+
+    @abstractmethod
+    async def list(self, dataset: str) -> list[SessionInfo]:
+        """The project's sessions, newest first. Raises ``NotFound`` (project)."""
+
+    @abstractmethod
+    async def record(
+        self,
+        session_id: int,
+        *,
+        counts: dict[str, int] | None = None,
+        log: str | None = None,
+        status: str | None = None,
+    ) -> SessionInfo:
+        """Add to the counts, append a log line, and/or set the status (ending the session
+        when it becomes ``completed`` or ``failed``). Raises ``NotFound``, ``Invalid``."""
+
+    @abstractmethod
+    async def delete(self, session_id: int) -> bool:
+        """Delete the session row (its images stay). ``False`` if absent."""
+
+
+class TaskStore(ABC):
+    """The durable task queue.
+
+    A task runs ``queued`` → ``running`` → ``succeeded``/``failed``/``cancelled``. A running task
+    belongs to the worker that claimed it; its heartbeat proves it alive. A task whose heartbeat is
+    older than the timeout is requeued while attempts remain, else failed as interrupted.
+    """
+
+    @abstractmethod
+    async def enqueue(
+        self,
+        kind: str,
+        params: dict[str, Any] | None = None,
+        *,
+        dataset: str | None = None,
+        max_attempts: int = 3,
+    ) -> TaskInfo:
+        """Queue a task. Raises ``NotFound`` for an unknown project."""
+
+    @abstractmethod
+    async def get(self, task_id: int) -> TaskInfo:
+        """Raises ``NotFound``."""
+
+    @abstractmethod
+    async def list(
+        self, *, dataset: str | None = None, limit: int = 50, before_id: int | None = None
+    ) -> list[TaskInfo]:
+        """Recent tasks, newest first (keyset pagination with ``before_id``)."""
+
+    @abstractmethod
+    async def claim(self, worker: str, *, kinds: list[str] | None = None) -> TaskInfo | None:
+        """Atomically take the oldest queued task for ``worker`` (attempts + 1, fresh
+        heartbeat); ``None`` when nothing is queued. Two claimers never get the same task."""
+
+    @abstractmethod
+    async def heartbeat(
+        self,
+        task_id: int,
+        worker: str,
+        *,
+        progress: float | None = None,
+        message: str | None = None,
+    ) -> bool:
+        """Refresh the heartbeat (and progress/message) of a task this worker holds.
+
+        Returns ``True`` when a cancel has been requested. Raises ``Conflict`` when the task is
+        no longer running for this worker (requeued, cancelled or finished).
+        """
+
+    @abstractmethod
+    async def finish(
+        self,
+        task_id: int,
+        worker: str,
+        *,
+        status: str,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> TaskInfo:
+        """End a task this worker holds as succeeded, failed or cancelled. ``Conflict`` if it is
+        no longer this worker's."""
+
+    @abstractmethod
+    async def request_cancel(self, task_id: int) -> TaskInfo:
+        """A queued task is cancelled at once; a running one is asked to stop. A finished task
+        is left as it is. Raises ``NotFound``."""
+
+    @abstractmethod
+    async def requeue_stale(self, heartbeat_timeout_s: float) -> list[int]:
+        """Requeue (or fail, when out of attempts) running tasks whose heartbeat is older than
+        the timeout; return their ids. A task with a fresh heartbeat is never touched."""
+
+
+@dataclass
+class Stores:
+    """The stores of one storage backend, and the way to make several calls one unit."""
+
+    dataset: DatasetStore
+    image: ImageStore
+    label: LabelStore
+    model: ModelStore
+    session: SessionStore
+    task: TaskStore
+    unit_of_work: Callable[[], AbstractAsyncContextManager[UnitOfWork]]
+    data_dir: Path
+    close: Callable[[], Awaitable[None]]
+
+
+__all__ = [
+    "AsyncIterator",
+    "DatasetStore",
+    "ImageStore",
+    "LabelStore",
+    "ModelStore",
+    "ProgressCallback",
+    "SessionStore",
+    "Stores",
+    "TaskStore",
+    "UnitOfWork",
+]

@@ -1,0 +1,248 @@
+"""``ImageStore`` on SQLAlchemy: rows index the bytes under ``projects/<name>/images/<split>/``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from sqlalchemy import select
+
+from app.db.models import Image, Project
+from app.db.uow import Database
+from app.domain.errors import DuplicateImage, Invalid, NotFound
+from app.domain.models import ImageInfo
+from app.domain.stores import ImageStore
+from app.domain.validation import safe_filename, validate_split
+from app.repositories.common import (
+    has_accepted_labels,
+    image_info,
+    image_row,
+    now,
+    project_by_name,
+    stem_key,
+)
+from app.repositories.files import Layout, Staged, move_file, place_new, stage, unlink_quietly
+from app.repositories.imaging import Decoded, decode_file, encode_frame, read_image
+from app.repositories.mirror import schedule_label_mirror
+
+MAX_SUFFIX_TRIES = 10_000
+
+
+class SqlImageStore(ImageStore):
+    def __init__(
+        self, db: Database, layout: Layout, *, max_upload_bytes: int, max_image_pixels: int
+    ) -> None:
+        self._db = db
+        self._layout = layout
+        self._max_bytes = max_upload_bytes
+        self._max_pixels = max_image_pixels
+
+    async def save(
+        self,
+        dataset: str,
+        split: str,
+        filename: str,
+        image: np.ndarray,
+        *,
+        session_id: int | None = None,
+    ) -> ImageInfo:
+        validate_split(split)
+        name = safe_filename(filename)
+        data = await asyncio.to_thread(encode_frame, image, Path(name).suffix)
+        staged = await asyncio.to_thread(self._stage, data)
+        try:
+            decoded = await asyncio.to_thread(decode_file, staged.path, max_pixels=self._max_pixels)
+            return await self._register(dataset, split, name, staged, decoded, session_id)
+        finally:
+            unlink_quietly(staged.path)
+
+    async def save_file(
+        self,
+        dataset: str,
+        split: str,
+        filename: str,
+        source: Path | IO[bytes],
+        *,
+        session_id: int | None = None,
+    ) -> ImageInfo:
+        validate_split(split)
+        name = safe_filename(filename)
+        staged = await asyncio.to_thread(self._stage, source)
+        try:
+            decoded = await asyncio.to_thread(decode_file, staged.path, max_pixels=self._max_pixels)
+            return await self._register(dataset, split, name, staged, decoded, session_id)
+        finally:
+            unlink_quietly(staged.path)
+
+    def _stage(self, source: Path | IO[bytes] | bytes) -> Staged:
+        try:
+            return stage(self._layout, source, max_bytes=self._max_bytes)
+        except ValueError:
+            raise Invalid(
+                f"The file is larger than the upload limit of {self._max_bytes / 2**20:.0f} MB."
+            ) from None
+
+    async def _register(
+        self,
+        dataset: str,
+        split: str,
+        name: str,
+        staged: Staged,
+        decoded: Decoded,
+        session_id: int | None,
+    ) -> ImageInfo:
+        async with self._db.unit() as uow:
+            session = uow.session
+            project = await project_by_name(session, dataset)
+            existing = await session.scalar(
+                select(Image.filename).where(
+                    Image.project_id == project.id, Image.sha256 == staged.sha256
+                )
+            )
+            if existing is not None:
+                raise DuplicateImage(
+                    f"The same image is already in project {project.name!r} as {existing!r}.",
+                    existing_filename=existing,
+                )
+            final_name = await self._free_name(session, project, split, name)
+            final = self._layout.image(project.name, split, final_name)
+            place_new(staged.path, final)
+            uow.on_rollback(lambda: unlink_quietly(final))
+            stat = final.stat()
+            row = Image(
+                project_id=project.id,
+                split=split,
+                split_pinned=False,
+                filename=final_name,
+                stem_key=stem_key(final_name),
+                sha256=staged.sha256,
+                phash=decoded.phash,
+                width=decoded.width,
+                height=decoded.height,
+                size_bytes=stat.st_size,
+                mtime_ns=stat.st_mtime_ns,
+                missing=False,
+                no_objects=False,
+                version=0,
+                session_id=session_id,
+                created_at=now(),
+            )
+            session.add(row)
+            project.modified_at = now()
+            await uow.commit()
+            return image_info(self._layout, project.name, row, has_labels=False)
+
+    async def _free_name(self, session, project: Project, split: str, name: str) -> str:  # type: ignore[no-untyped-def]
+        """``name``, or ``stem-N.ext`` with the smallest N whose stem is free (ignoring case) and
+        whose path holds no stray file."""
+        stem, suffix = Path(name).stem, Path(name).suffix
+        taken = set(
+            await session.scalars(
+                select(Image.stem_key).where(
+                    Image.project_id == project.id,
+                    Image.stem_key.startswith(stem.casefold(), autoescape=True),
+                )
+            )
+        )
+        for n in range(MAX_SUFFIX_TRIES):
+            candidate = name if n == 0 else f"{stem}-{n}{suffix}"
+            if stem_key(candidate) in taken:
+                continue
+            if self._layout.image(project.name, split, candidate).exists():
+                continue  # a stray file no row owns: never overwritten
+            return candidate
+        raise Invalid(f"Too many images are named like {name!r}.")
+
+    async def load(self, dataset: str, split: str, filename: str) -> np.ndarray:
+        async with self._db.reader() as session:
+            project, row = await image_row(session, dataset, filename, split)
+        path = self._layout.image(project.name, row.split, row.filename)
+        image = await asyncio.to_thread(read_image, path) if path.exists() else None
+        if image is None:
+            raise NotFound(f"The file of image {filename!r} is missing or unreadable.")
+        return image
+
+    async def delete(self, dataset: str, split: str, filename: str) -> bool:
+        async with self._db.unit() as uow:
+            try:
+                project, row = await image_row(uow.session, dataset, filename, split)
+            except NotFound:
+                return False
+            paths = [
+                self._layout.image(project.name, row.split, row.filename),
+                self._layout.label(project.name, row.split, row.filename),
+            ]
+            # Thumbnails are keyed by content; no other image of the project shares the sha256.
+            paths.append(self._layout.thumb(project.name, row.sha256))
+            await uow.session.delete(row)
+            project.modified_at = now()
+            for path in paths:
+                uow.after_commit(lambda p=path: unlink_quietly(p))
+            await uow.commit()
+        return True
+
+    async def move(self, dataset: str, filename: str, from_split: str, to_split: str) -> None:
+        validate_split(from_split)
+        validate_split(to_split)
+        async with self._db.unit() as uow:
+            project, row = await image_row(uow.session, dataset, filename, from_split)
+            await self._move_row(uow, project, row, to_split)
+            await uow.commit()
+
+    async def _move_row(self, uow, project: Project, row: Image, to_split: str) -> None:  # type: ignore[no-untyped-def]
+        from_split = row.split
+        row.split_pinned = True
+        if from_split == to_split:
+            return
+        row.split = to_split
+        src = self._layout.image(project.name, from_split, row.filename)
+        dst = self._layout.image(project.name, to_split, row.filename)
+        old_label = self._layout.label(project.name, from_split, row.filename)
+        uow.after_commit(lambda: move_file(src, dst))
+        uow.after_commit(lambda: unlink_quietly(old_label))
+        schedule_label_mirror(uow, self._layout, row.id)
+
+    async def list(
+        self,
+        dataset: str,
+        split: str | None = None,
+        *,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[ImageInfo]:
+        if split is not None:
+            validate_split(split)
+        async with self._db.reader() as session:
+            project = await project_by_name(session, dataset)
+            query = (
+                select(Image, has_accepted_labels().label("labelled"))
+                .where(Image.project_id == project.id)
+                .order_by(Image.id)
+            )
+            if split is not None:
+                query = query.where(Image.split == split)
+            if after_id is not None:
+                query = query.where(Image.id > after_id)
+            if limit is not None:
+                query = query.limit(limit)
+            rows = (await session.execute(query)).all()
+        return [
+            image_info(self._layout, project.name, row, bool(labelled) or row.no_objects)
+            for row, labelled in rows
+        ]
+
+    async def get(self, dataset: str, filename: str) -> ImageInfo:
+        async with self._db.reader() as session:
+            project, row = await image_row(session, dataset, filename)
+            labelled = await session.scalar(select(has_accepted_labels()).where(Image.id == row.id))
+        return image_info(self._layout, project.name, row, bool(labelled) or row.no_objects)
+
+    async def exists(self, dataset: str, split: str, filename: str) -> bool:
+        async with self._db.reader() as session:
+            try:
+                await image_row(session, dataset, filename, split)
+            except NotFound:
+                return False
+        return True

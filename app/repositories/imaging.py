@@ -1,0 +1,74 @@
+"""Decoding checks and hashes for stored images (OpenCV, run in a thread by the stores)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.domain.errors import Invalid
+
+ENCODE_PARAMS = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95]}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    width: int
+    height: int
+    phash: str
+
+
+def perceptual_hash(image: np.ndarray) -> str:
+    """64-bit DCT hash (pHash) as 16 hex digits; near-duplicates differ in few bits."""
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    small = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+    low = cv2.dct(small)[:8, :8].flatten()[1:]
+    bits = np.append(low > np.median(low), False)
+    value = 0
+    for bit in bits:
+        value = (value << 1) | int(bit)
+    return f"{value:016x}"
+
+
+def decode_file(path: Path, *, max_pixels: int) -> Decoded:
+    """Decode the file as OpenCV (and Ultralytics) will read it: EXIF orientation applied.
+
+    Raises ``Invalid`` with a reason when it is empty, not an image, corrupt or too large.
+    """
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise Invalid("The file is empty (zero bytes).")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None:
+        raise Invalid("The file is not an image ydc can read, or it is truncated or corrupt.")
+    height, width = image.shape[:2]
+    if width * height > max_pixels:
+        raise Invalid(
+            f"The image is {width}x{height} = {width * height / 1e6:.0f} megapixels; "
+            f"at most {max_pixels / 1e6:.0f} are allowed."
+        )
+    return Decoded(width, height, perceptual_hash(image))
+
+
+def encode_frame(image: np.ndarray, suffix: str) -> bytes:
+    """Encode a BGR frame in the format its file name asks for."""
+    if (
+        image is None
+        or not isinstance(image, np.ndarray)
+        or image.size == 0
+        or image.ndim not in (2, 3)
+    ):
+        raise Invalid("The frame is empty or not an image array.")
+    ok, buf = cv2.imencode(suffix, image, ENCODE_PARAMS.get(suffix.lower(), []))
+    if not ok:
+        raise Invalid(f"The frame could not be encoded as {suffix}.")
+    return buf.tobytes()
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        return None
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)

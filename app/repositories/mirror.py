@@ -1,0 +1,116 @@
+"""The derived mirror: ``data.yaml``, ``prompts.yaml``, ``ydc.json`` and ``labels/<split>/*.txt``.
+
+Written from the rows inside the committing transaction (to temp files), put in place after the
+commit. The image row records the label file's size and mtime so reconcile can spot drift
+without reading every file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Image, Label, Project, ProjectClass
+from app.db.uow import SqlUnitOfWork
+from app.domain.models import LabelStatus
+from app.domain.yolo import data_yaml_dict, format_label_lines
+from app.repositories.common import classes_of
+from app.repositories.files import Layout, replace_atomically, unlink_quietly, write_staged
+
+BATCH = 500
+
+
+def schedule_project_mirror(uow: SqlUnitOfWork, layout: Layout, project_id: int) -> None:
+    """Rewrite the project's ``data.yaml``, ``prompts.yaml`` and ``ydc.json`` at commit."""
+
+    async def hook(session: AsyncSession) -> None:
+        project = await session.get(Project, project_id)
+        if project is None:
+            return
+        classes = await classes_of(session, project_id)
+        names = [c.name for c in classes]
+        prompts = {c.position: list(c.prompts) for c in classes if c.prompts}
+        meta = {
+            "format": "ydc-project",
+            "version": 1,
+            "name": project.name,
+            "description": project.description,
+            "created_at": project.created_at,
+            "split_ratios": {
+                "train": project.train_ratio,
+                "val": project.val_ratio,
+                "test": project.test_ratio,
+            },
+            "classes": [{"name": c.name, "colour": c.colour} for c in classes],
+        }
+        folder = layout.project(project.name)
+        files = {
+            "data.yaml": yaml.safe_dump(data_yaml_dict(names), sort_keys=False, allow_unicode=True),
+            "prompts.yaml": yaml.safe_dump(prompts, sort_keys=True, allow_unicode=True),
+            "ydc.json": json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
+        }
+        for filename, text in files.items():
+            staged = write_staged(layout, text.encode())
+            final = folder / filename
+            uow.on_rollback(lambda p=staged: unlink_quietly(p))
+            uow.after_commit(lambda s=staged, f=final: replace_atomically(s, f))
+
+    uow.before_commit(f"project-mirror:{project_id}", hook)
+
+
+def schedule_label_mirror(uow: SqlUnitOfWork, layout: Layout, image_id: int) -> None:
+    """Rewrite one image's label file at commit."""
+    uow.before_commit(
+        f"label-mirror:{image_id}",
+        lambda session: _write_label_mirrors(uow, layout, session, image_ids=[image_id]),
+    )
+
+
+def schedule_all_label_mirrors(uow: SqlUnitOfWork, layout: Layout, project_id: int) -> None:
+    """Rewrite every label file of a project at commit (class positions changed)."""
+
+    async def hook(session: AsyncSession) -> None:
+        ids = list(await session.scalars(select(Image.id).where(Image.project_id == project_id)))
+        for start in range(0, len(ids), BATCH):
+            await _write_label_mirrors(uow, layout, session, image_ids=ids[start : start + BATCH])
+
+    uow.before_commit(f"all-label-mirrors:{project_id}", hook)
+
+
+async def _write_label_mirrors(
+    uow: SqlUnitOfWork, layout: Layout, session: AsyncSession, *, image_ids: list[int]
+) -> None:
+    rows = (
+        await session.execute(
+            select(Image, Project.name).join(Project).where(Image.id.in_(image_ids))
+        )
+    ).all()
+    if not rows:
+        return
+    lines: dict[int, list[tuple[int, float, float, float, float]]] = defaultdict(list)
+    label_rows = await session.execute(
+        select(Label.image_id, ProjectClass.position, Label.x, Label.y, Label.w, Label.h)
+        .join(ProjectClass, Label.class_id == ProjectClass.id)
+        .where(Label.image_id.in_(image_ids), Label.status == LabelStatus.ACCEPTED)
+        .order_by(Label.image_id, Label.id)
+    )
+    for image_id, position, x, y, w, h in label_rows:
+        lines[image_id].append((position, x, y, w, h))
+    for image, project_name in rows:
+        final = layout.label(project_name, image.split, image.filename)
+        if image.no_objects or lines.get(image.id):
+            staged = write_staged(layout, format_label_lines(lines.get(image.id, [])).encode())
+            stat = os.stat(staged)
+            size, mtime_ns = stat.st_size, stat.st_mtime_ns
+            uow.on_rollback(lambda p=staged: unlink_quietly(p))
+            uow.after_commit(lambda s=staged, f=final: replace_atomically(s, f))
+        else:
+            # Unlabelled: no label file at all (an empty one would mean "no objects").
+            size = mtime_ns = None
+            uow.after_commit(lambda f=final: unlink_quietly(f))
+        image.label_size, image.label_mtime_ns = size, mtime_ns
