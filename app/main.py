@@ -1,0 +1,70 @@
+"""The composition root: ``create_app(settings)`` wires stores, services and the task runner.
+
+Nothing is built at import time; the lifespan migrates the database, opens the stores and starts
+the in-process task runner. torch and ultralytics are never imported here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from app.config import Settings
+from app.db.migrate import upgrade_to_head
+from app.repositories import create_stores
+from app.tasks.runner import TaskRunner
+from app.web import api, pages
+from app.web.errors import install_error_handlers
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = ROOT / "templates"
+STATIC_DIR = ROOT / "static"
+SOURCE_URL = "https://github.com/ydc-project/ydc"
+VERSION = "0.1.0"
+
+log = logging.getLogger("ydc")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app for ``settings`` (read from ``YDC_*`` variables when not given)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await upgrade_to_head(settings.database_url)
+        stores = create_stores(settings)
+        runner = TaskRunner(stores.task, settings) if settings.run_tasks else None
+        app.state.settings = settings
+        app.state.stores = stores
+        app.state.runner = runner
+        if runner is not None:
+            runner.start()
+        log.info("ydc serving data dir %s", settings.data_dir)
+        try:
+            yield
+        finally:
+            if runner is not None:
+                await runner.stop()
+            await stores.close()
+
+    app = FastAPI(
+        title="ydc — YOLO Dataset Creator",
+        version=VERSION,
+        lifespan=lifespan,
+        description="Make YOLO object-detection datasets: projects, classes, images, labels, "
+        "tasks. JSON API under /api/v1.",
+    )
+    templates = Jinja2Templates(directory=TEMPLATES_DIR)
+    templates.env.globals.update(source_url=SOURCE_URL, version=VERSION)
+    app.state.templates = templates
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    install_error_handlers(app)
+    return app

@@ -1,0 +1,1 @@
+"""Use cases. Services talk to the store ABCs only and never import FastAPI."""

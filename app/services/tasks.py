@@ -1,0 +1,40 @@
+"""Task use cases: start an export, cancel, find a finished export's file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.domain.errors import Conflict, NotFound
+from app.domain.models import TaskInfo, TaskStatus
+from app.domain.stores import Stores
+from app.services.projects import get_project
+
+# How many times a kind may be attempted before a silent worker makes it fail for good
+# (training will get 1: a second attempt would start it over).
+MAX_ATTEMPTS: dict[str, int] = {"export": 3}
+
+
+async def start_export(stores: Stores, name: str) -> TaskInfo:
+    """Queue an export of the project as an Ultralytics-layout zip."""
+    project = await get_project(stores, name)
+    return await stores.task.enqueue(
+        "export", {}, dataset=project.name, max_attempts=MAX_ATTEMPTS["export"]
+    )
+
+
+async def cancel_task(stores: Stores, task_id: int) -> TaskInfo:
+    return await stores.task.request_cancel(task_id)
+
+
+async def export_file(stores: Stores, task_id: int) -> Path:
+    """The zip a succeeded export task wrote; ``NotFound``/``Conflict`` otherwise."""
+    task = await stores.task.get(task_id)
+    if task.kind != "export":
+        raise NotFound(f"Task {task_id} is not an export.")
+    if task.status != TaskStatus.SUCCEEDED or not task.result:
+        raise Conflict(f"Export task {task_id} has not finished ({task.status}).")
+    exports = (stores.data_dir / "exports").resolve()
+    path = (stores.data_dir / str(task.result.get("path", ""))).resolve()
+    if not path.is_relative_to(exports) or not path.is_file():
+        raise NotFound(f"The file of export task {task_id} is gone.")
+    return path

@@ -1,0 +1,34 @@
+"""The kinds of task a worker can run. Each job gets the context and the stores, returns a
+JSON-able result, and reports progress through ``ctx.progress`` (which raises on cancel)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app.domain.stores import Stores
+from app.tasks.context import TaskContext
+
+Job = Callable[[TaskContext, Stores], Awaitable[dict[str, Any]]]
+
+
+async def export_project(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
+    """Zip the project in the Ultralytics layout into ``exports/task-<id>/``."""
+    name = ctx.task.dataset
+    if name is None:
+        raise ValueError("The export task names no project.")
+    folder = stores.data_dir / "exports" / f"task-{ctx.task.id}"
+    await ctx.progress(0.0, "exporting")
+    result = await stores.dataset.export(name, folder, progress=ctx.progress)
+    return {
+        "path": result.path.relative_to(stores.data_dir).as_posix(),
+        "filename": result.path.name,
+        "bytes": result.path.stat().st_size,
+        "images": result.images,
+        "labels": result.labels,
+        "left_out": {reason: len(names) for reason, names in result.left_out.items()},
+        "left_out_examples": {reason: names[:20] for reason, names in result.left_out.items()},
+    }
+
+
+JOBS: dict[str, Job] = {"export": export_project}

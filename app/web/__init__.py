@@ -1,0 +1,1 @@
+"""Routers: pages (HTML), the JSON API under /api/v1, and the error handlers."""

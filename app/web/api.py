@@ -1,0 +1,77 @@
+"""The JSON API under ``/api/v1`` (OpenAPI at ``/docs``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import FileResponse
+
+from app.services import projects as project_service
+from app.services import tasks as task_service
+from app.web.deps import StoresDep
+from app.web.schemas import ClassesUpdate, ClassOut, ProjectCreate, ProjectOut, TaskOut
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+
+@router.get("/projects", response_model=list[ProjectOut])
+async def list_projects(stores: StoresDep) -> list[ProjectOut]:
+    return [ProjectOut.of(p) for p in await stores.dataset.list()]
+
+
+@router.post("/projects", response_model=ProjectOut, status_code=201)
+async def create_project(body: ProjectCreate, stores: StoresDep) -> ProjectOut:
+    info = await project_service.create_project(stores, body.name, body.classes, body.description)
+    return ProjectOut.of(info)
+
+
+@router.get("/projects/{name}", response_model=ProjectOut)
+async def get_project(name: str, stores: StoresDep) -> ProjectOut:
+    return ProjectOut.of(await project_service.get_project(stores, name))
+
+
+@router.delete("/projects/{name}", status_code=204)
+async def delete_project(name: str, stores: StoresDep) -> Response:
+    await project_service.delete_project(stores, name)
+    return Response(status_code=204)
+
+
+@router.get("/projects/{name}/classes", response_model=list[ClassOut])
+async def get_classes(name: str, stores: StoresDep) -> list[ClassOut]:
+    return [ClassOut.of(c) for c in await stores.dataset.get_classes(name)]
+
+
+@router.put("/projects/{name}/classes", response_model=list[ClassOut])
+async def put_classes(name: str, body: ClassesUpdate, stores: StoresDep) -> list[ClassOut]:
+    return [ClassOut.of(c) for c in await project_service.set_classes(stores, name, body.classes)]
+
+
+@router.post("/projects/{name}/export", response_model=TaskOut, status_code=202)
+async def export_project(name: str, stores: StoresDep) -> TaskOut:
+    return TaskOut.of(await task_service.start_export(stores, name))
+
+
+@router.get("/tasks", response_model=list[TaskOut])
+async def list_tasks(
+    stores: StoresDep,
+    project: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    before_id: int | None = None,
+) -> list[TaskOut]:
+    tasks = await stores.task.list(dataset=project, limit=limit, before_id=before_id)
+    return [TaskOut.of(t) for t in tasks]
+
+
+@router.get("/tasks/{task_id}", response_model=TaskOut)
+async def get_task(task_id: int, stores: StoresDep) -> TaskOut:
+    return TaskOut.of(await stores.task.get(task_id))
+
+
+@router.post("/tasks/{task_id}/cancel", response_model=TaskOut)
+async def cancel_task(task_id: int, stores: StoresDep) -> TaskOut:
+    return TaskOut.of(await task_service.cancel_task(stores, task_id))
+
+
+@router.get("/tasks/{task_id}/download", response_class=FileResponse)
+async def download_export(task_id: int, stores: StoresDep) -> FileResponse:
+    path = await task_service.export_file(stores, task_id)
+    return FileResponse(path, media_type="application/zip", filename=path.name)

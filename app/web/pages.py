@@ -1,0 +1,19 @@
+"""Server-rendered pages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from app.web.deps import StoresDep, TemplatesDep
+
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def index(request: Request, stores: StoresDep, templates: TemplatesDep) -> HTMLResponse:
+    projects = await stores.dataset.list()
+    tasks = await stores.task.list(limit=10)
+    return templates.TemplateResponse(
+        request, "pages/index.html", {"projects": projects, "tasks": tasks}
+    )
