@@ -12,6 +12,7 @@ until the unit commits.
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -81,7 +82,7 @@ class DatasetStore(ABC):
         """Delete the project, its rows and (after the commit) its folder. ``False`` if absent."""
 
     @abstractmethod
-    async def update_classes(self, name: str, classes: list[str]) -> None:
+    async def update_classes(self, name: str, classes: builtins.list[str]) -> None:
         """Set the ordered class list.
 
         A name that matches an existing class (ignoring case) keeps that class (its id, colour,
@@ -91,15 +92,15 @@ class DatasetStore(ABC):
         """
 
     @abstractmethod
-    async def get_classes(self, name: str) -> list[ClassInfo]:
+    async def get_classes(self, name: str) -> builtins.list[ClassInfo]:
         """The project's classes in YOLO order. Raises ``NotFound``."""
 
     @abstractmethod
-    async def get_prompts(self, name: str) -> dict[int, list[str]]:
+    async def get_prompts(self, name: str) -> dict[int, builtins.list[str]]:
         """YOLO-World prompts by class index (classes without prompts left out). ``NotFound``."""
 
     @abstractmethod
-    async def save_prompts(self, name: str, prompts: dict[int, list[str]]) -> None:
+    async def save_prompts(self, name: str, prompts: dict[int, builtins.list[str]]) -> None:
         """Replace the prompts of the given class indices; mirrored to ``prompts.yaml``.
 
         Raises ``NotFound`` for an unknown project and ``Invalid`` for an index out of range.
@@ -376,7 +377,9 @@ class TaskStore(ABC):
         """Recent tasks, newest first (keyset pagination with ``before_id``)."""
 
     @abstractmethod
-    async def claim(self, worker: str, *, kinds: list[str] | None = None) -> TaskInfo | None:
+    async def claim(
+        self, worker: str, *, kinds: builtins.list[str] | None = None
+    ) -> TaskInfo | None:
         """Atomically take the oldest queued task for ``worker`` (attempts + 1, fresh
         heartbeat); ``None`` when nothing is queued. Two claimers never get the same task."""
 
@@ -414,7 +417,7 @@ class TaskStore(ABC):
         is left as it is. Raises ``NotFound``."""
 
     @abstractmethod
-    async def requeue_stale(self, heartbeat_timeout_s: float) -> list[int]:
+    async def requeue_stale(self, heartbeat_timeout_s: float) -> builtins.list[int]:
         """Requeue (or fail, when out of attempts) running tasks whose heartbeat is older than
         the timeout; return their ids. A task with a fresh heartbeat is never touched."""
 

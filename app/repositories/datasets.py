@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -31,6 +32,7 @@ from app.repositories.mirror import schedule_all_label_mirrors, schedule_project
 from app.repositories.zip_import import read_yolo_zip
 
 EXPORT_BATCH = 500
+Box = tuple[int, float, float, float, float]  # class position, x, y, w, h
 # Already-compressed formats are stored in the zip as they are; deflating them wastes time.
 COMPRESSED = {".jpg", ".jpeg", ".png", ".webp"}
 
@@ -140,7 +142,7 @@ class SqlDatasetStore(DatasetStore):
 
     # --- classes and prompts --------------------------------------------------------------
 
-    async def update_classes(self, name: str, classes: list[str]) -> None:
+    async def update_classes(self, name: str, classes: builtins.list[str]) -> None:
         names = validate_class_names(list(classes))
         async with self._db.unit() as uow:
             session = uow.session
@@ -165,26 +167,26 @@ class SqlDatasetStore(DatasetStore):
                         del current[key]
                 await session.flush()
             for position, class_name in enumerate(names):
-                row = current.get(class_name.casefold())
-                if row is None:
+                kept = current.get(class_name.casefold())
+                if kept is None:
                     session.add(_new_class(project.id, position, class_name))
                 else:
-                    row.position, row.name = position, class_name
+                    kept.position, kept.name = position, class_name
             project.modified_at = now()
             schedule_project_mirror(uow, self._layout, project.id)
             schedule_all_label_mirrors(uow, self._layout, project.id)
             await uow.commit()
 
-    async def get_classes(self, name: str) -> list[ClassInfo]:
+    async def get_classes(self, name: str) -> builtins.list[ClassInfo]:
         async with self._db.reader() as session:
             project = await project_by_name(session, name)
             return [class_info(c) for c in await classes_of(session, project.id)]
 
-    async def get_prompts(self, name: str) -> dict[int, list[str]]:
+    async def get_prompts(self, name: str) -> dict[int, builtins.list[str]]:
         classes = await self.get_classes(name)
         return {c.position: list(c.prompts) for c in classes if c.prompts}
 
-    async def save_prompts(self, name: str, prompts: dict[int, list[str]]) -> None:
+    async def save_prompts(self, name: str, prompts: dict[int, builtins.list[str]]) -> None:
         async with self._db.unit() as uow:
             project = await project_by_name(uow.session, name)
             classes = await classes_of(uow.session, project.id)
@@ -269,7 +271,7 @@ class SqlDatasetStore(DatasetStore):
 
     async def _export_batches(
         self, project_id: int
-    ) -> Iterator[list[tuple[Image, list[tuple[int, float, float, float, float]]]]]:  # type: ignore[misc]
+    ) -> AsyncIterator[builtins.list[tuple[Image, builtins.list[Box]]]]:
         """Images with their accepted boxes, a batch at a time (keyset pagination), so memory
         does not grow with the project."""
         after = 0
@@ -285,7 +287,7 @@ class SqlDatasetStore(DatasetStore):
                 )
                 if not images:
                     return
-                lines: dict[int, list[tuple[int, float, float, float, float]]] = defaultdict(list)
+                lines: dict[int, builtins.list[Box]] = defaultdict(list)
                 rows = await session.execute(
                     select(
                         Label.image_id, ProjectClass.position, Label.x, Label.y, Label.w, Label.h
@@ -336,9 +338,9 @@ class SqlDatasetStore(DatasetStore):
                         except Invalid as error:
                             raise Invalid(f"{item.label_member}: {error}") from None
             await uow.commit()
-        info = await self.get(name)
-        assert info is not None
-        return info
+        created = await self.get(name)
+        assert created is not None
+        return created
 
 
 def _new_class(project_id: int, position: int, name: str) -> ProjectClass:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -179,7 +180,7 @@ class SqlImageStore(ImageStore):
             await uow.session.delete(row)
             project.modified_at = now()
             for path in paths:
-                uow.after_commit(lambda p=path: unlink_quietly(p))
+                uow.after_commit(partial(unlink_quietly, path))
             await uow.commit()
         return True
 

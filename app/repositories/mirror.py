@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from functools import partial
 
 import yaml
 from sqlalchemy import select
@@ -57,8 +58,8 @@ def schedule_project_mirror(uow: SqlUnitOfWork, layout: Layout, project_id: int)
         for filename, text in files.items():
             staged = write_staged(layout, text.encode())
             final = folder / filename
-            uow.on_rollback(lambda p=staged: unlink_quietly(p))
-            uow.after_commit(lambda s=staged, f=final: replace_atomically(s, f))
+            uow.on_rollback(partial(unlink_quietly, staged))
+            uow.after_commit(partial(replace_atomically, staged, final))
 
     uow.before_commit(f"project-mirror:{project_id}", hook)
 
@@ -103,14 +104,15 @@ async def _write_label_mirrors(
         lines[image_id].append((position, x, y, w, h))
     for image, project_name in rows:
         final = layout.label(project_name, image.split, image.filename)
+        size: int | None = None
+        mtime_ns: int | None = None
         if image.no_objects or lines.get(image.id):
             staged = write_staged(layout, format_label_lines(lines.get(image.id, [])).encode())
             stat = os.stat(staged)
             size, mtime_ns = stat.st_size, stat.st_mtime_ns
-            uow.on_rollback(lambda p=staged: unlink_quietly(p))
-            uow.after_commit(lambda s=staged, f=final: replace_atomically(s, f))
+            uow.on_rollback(partial(unlink_quietly, staged))
+            uow.after_commit(partial(replace_atomically, staged, final))
         else:
             # Unlabelled: no label file at all (an empty one would mean "no objects").
-            size = mtime_ns = None
-            uow.after_commit(lambda f=final: unlink_quietly(f))
+            uow.after_commit(partial(unlink_quietly, final))
         image.label_size, image.label_mtime_ns = size, mtime_ns

@@ -8,6 +8,7 @@ requeued after it went silent cannot overwrite its successor's work.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from sqlalchemy import select, update
@@ -98,7 +99,9 @@ class SqlTaskStore(TaskStore):
             rows = (await session.execute(query)).all()
         return [self._info(row, name) for row, name in rows]
 
-    async def claim(self, worker: str, *, kinds: list[str] | None = None) -> TaskInfo | None:
+    async def claim(
+        self, worker: str, *, kinds: builtins.list[str] | None = None
+    ) -> TaskInfo | None:
         async with self._db.unit() as uow:
             query = (
                 select(Task.id)
@@ -206,7 +209,7 @@ class SqlTaskStore(TaskStore):
             await uow.commit()
         return await self.get(task_id)
 
-    async def requeue_stale(self, heartbeat_timeout_s: float) -> list[int]:
+    async def requeue_stale(self, heartbeat_timeout_s: float) -> builtins.list[int]:
         cutoff = now() - heartbeat_timeout_s
         async with self._db.unit() as uow:
             stale = list(
