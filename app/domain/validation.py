@@ -95,14 +95,14 @@ def safe_filename(original: str) -> str:
     name = PurePosixPath(name).name
     name = unicodedata.normalize("NFC", name)
     name = "".join(ch for ch in name if not unicodedata.category(ch).startswith("C"))
-    name = name.strip().strip(".")
-    stem, dot, suffix = name.rpartition(".")
+    stem, dot, suffix = name.strip().rpartition(".")
     if not dot:
         raise Invalid(f"File name {original!r} has no extension; ydc stores {_suffix_list()}.")
     suffix = "." + suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise Invalid(f"File name {original!r} is not an image type ydc stores ({_suffix_list()}).")
-    stem = re.sub(r"\s+", " ", stem).strip()
+    # No hidden files, no "." or ".." stems.
+    stem = re.sub(r"\s+", " ", stem).strip().strip(".").strip()
     stem = stem.replace("/", "_")
     if stem in ("", ".", ".."):
         stem = "image"

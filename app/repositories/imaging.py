@@ -7,8 +7,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image as PILImage
 
 from app.domain.errors import Invalid
+
+# ydc applies its own limit (YDC_MAX_IMAGE_PIXELS) from the header; Pillow's global one would
+# refuse or warn at a number the user did not choose.
+PILImage.MAX_IMAGE_PIXELS = None
 
 ENCODE_PARAMS = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95]}
 
@@ -37,19 +42,36 @@ def decode_file(path: Path, *, max_pixels: int) -> Decoded:
 
     Raises ``Invalid`` with a reason when it is empty, not an image, corrupt or too large.
     """
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size == 0:
+    if path.stat().st_size == 0:
         raise Invalid("The file is empty (zero bytes).")
+    _check_header_size(path, max_pixels)
+    data = np.fromfile(path, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if image is None:
         raise Invalid("The file is not an image ydc can read, or it is truncated or corrupt.")
     height, width = image.shape[:2]
     if width * height > max_pixels:
-        raise Invalid(
-            f"The image is {width}x{height} = {width * height / 1e6:.0f} megapixels; "
-            f"at most {max_pixels / 1e6:.0f} are allowed."
-        )
+        raise _too_large(width, height, max_pixels)
     return Decoded(width, height, perceptual_hash(image))
+
+
+def _too_large(width: int, height: int, max_pixels: int) -> Invalid:
+    return Invalid(
+        f"The image is {width}x{height} = {width * height / 1e6:.0f} megapixels; "
+        f"at most {max_pixels / 1e6:.0f} are allowed."
+    )
+
+
+def _check_header_size(path: Path, max_pixels: int) -> None:
+    """Refuse an image whose header declares too many pixels, before decoding a single one
+    (a decompression bomb then costs nothing)."""
+    try:
+        with PILImage.open(path) as header:
+            width, height = header.size
+    except (PILImage.UnidentifiedImageError, OSError, ValueError):
+        return  # not a format Pillow knows: OpenCV decides below
+    if width * height > max_pixels:
+        raise _too_large(width, height, max_pixels)
 
 
 def encode_frame(image: np.ndarray, suffix: str) -> bytes:
