@@ -25,7 +25,7 @@ from app.web.errors import install_error_handlers
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
-SOURCE_URL = "https://github.com/ydc-project/ydc"
+SOURCE_URL = "/source"  # the running code, zipped (AGPL section 13)
 VERSION = "0.1.0"
 
 log = logging.getLogger("ydc")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
+from app.services.source import source_zip
 from app.web.deps import StoresDep, TemplatesDep
 
 router = APIRouter()
@@ -16,4 +17,14 @@ async def index(request: Request, stores: StoresDep, templates: TemplatesDep) ->
     tasks = await stores.task.list(limit=10)
     return templates.TemplateResponse(
         request, "pages/index.html", {"projects": projects, "tasks": tasks}
+    )
+
+
+@router.get("/source", include_in_schema=False)
+async def source() -> Response:
+    """The source of this server, as the AGPL requires."""
+    return Response(
+        source_zip(),
+        media_type="application/zip",
+        headers={"Content-Disposition": 'attachment; filename="ydc-source.zip"'},
     )
