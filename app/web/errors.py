@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from app.domain.errors import YdcError
 
@@ -27,6 +28,12 @@ def _field(loc: tuple[object, ...]) -> str:
     return ".".join(parts) or "request"
 
 
+def _describe(error: dict) -> str:  # type: ignore[type-arg]
+    if error.get("type") == "json_invalid":
+        return "the request body is not valid JSON"
+    return f"{_field(tuple(error['loc']))}: {error['msg']}"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(YdcError)
     async def domain_error(request: Request, exc: YdcError) -> Response:
@@ -34,5 +41,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        message = "; ".join(f"{_field(tuple(e['loc']))}: {e['msg']}" for e in exc.errors())
+        message = "; ".join(_describe(e) for e in exc.errors())
         return _render(request, 422, message or "The request is not valid.")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"There is no page at {request.url.path}."
+        response = _render(request, exc.status_code, message)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
