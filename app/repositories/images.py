@@ -10,7 +10,7 @@ from typing import IO
 import numpy as np
 from sqlalchemy import select
 
-from app.db.models import Image, Project
+from app.db.models import CaptureSession, Image, Project
 from app.db.uow import Database
 from app.domain.errors import DuplicateImage, Invalid, NotFound
 from app.domain.models import ImageInfo
@@ -97,6 +97,14 @@ class SqlImageStore(ImageStore):
         async with self._db.unit() as uow:
             session = uow.session
             project = await project_by_name(session, dataset)
+            if session_id is not None:
+                owner = await session.scalar(
+                    select(CaptureSession.project_id).where(CaptureSession.id == session_id)
+                )
+                if owner != project.id:
+                    raise NotFound(
+                        f"There is no capture session {session_id} in project {project.name!r}."
+                    )
             existing = await session.scalar(
                 select(Image.filename).where(
                     Image.project_id == project.id, Image.sha256 == staged.sha256

@@ -169,9 +169,9 @@ class SqlTaskStore(TaskStore):
         result: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> TaskInfo:
+        if status not in TaskStatus.__members__.values() or not TaskStatus(status).finished:
+            raise Invalid(f"{status!r} is not a final task status (succeeded, failed, cancelled).")
         final = TaskStatus(status)
-        if not final.finished:
-            raise Invalid(f"{status!r} is not a final task status.")
         values: dict[str, Any] = {
             "status": final,
             "result": result,

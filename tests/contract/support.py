@@ -54,8 +54,9 @@ async def upload(
     return await stores.image.save_file(dataset, split, filename, io.BytesIO(payload))
 
 
-def box(class_id: int, x: float = 0.5, y: float = 0.5, w: float = 0.25, h: float = 0.25,
-        **extra: Any) -> Annotation:
+def box(
+    class_id: int, x: float = 0.5, y: float = 0.5, w: float = 0.25, h: float = 0.25, **extra: Any
+) -> Annotation:
     return Annotation(class_id, x, y, w, h, **extra)
 
 
@@ -92,6 +93,11 @@ def files_under(folder: Path) -> set[str]:
     if not folder.exists():
         return set()
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def children(folder: Path) -> list[str]:
+    """Names directly inside ``folder`` (none when it does not exist)."""
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
 def tmp_files(stores: Stores) -> set[str]:
