@@ -9,6 +9,7 @@ atomic and a service can make several calls one unit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -68,14 +69,10 @@ class SqlUnitOfWork(UnitOfWork):
             await self.session.flush()
         await self.session.commit()
         self.committed = True
-        for action in self._after_commit:
-            try:
-                action()
-            except OSError:
-                # The rows are committed; reconcile repairs a file step that failed here.
-                log.exception("file action after commit failed")
-        self._after_commit.clear()
+        actions, self._after_commit = self._after_commit, []
         self._on_rollback.clear()
+        # File work (renames, unlinks, a project's whole tree) runs off the event loop.
+        await asyncio.to_thread(_run_all, actions)
 
     async def rollback(self) -> None:
         try:
@@ -90,6 +87,15 @@ class SqlUnitOfWork(UnitOfWork):
             self._after_commit.clear()
 
 
+def _run_all(actions: list[FileAction]) -> None:
+    for action in actions:
+        try:
+            action()
+        except OSError:
+            # The rows are committed; reconcile repairs a file step that failed here.
+            log.exception("file action after commit failed")
+
+
 class Database:
     """The engine and the two ways in: a unit of work for writes, a session for reads."""
 
@@ -101,7 +107,7 @@ class Database:
     async def unit(self) -> AsyncIterator[SqlUnitOfWork]:
         """Join the unit open in this context, or open a new one (which the caller commits)."""
         outer = _current.get()
-        if outer is not None:
+        if outer is not None and not outer.committed:
             yield _Joined(outer)  # type: ignore[misc]
             return
         uow = SqlUnitOfWork(self._write())
@@ -116,7 +122,7 @@ class Database:
     async def reader(self) -> AsyncIterator[AsyncSession]:
         """A session for reads: the open unit's (to see its own writes) or a short read one."""
         outer = _current.get()
-        if outer is not None:
+        if outer is not None and not outer.committed:
             yield outer.session
             return
         async with self._read() as session:

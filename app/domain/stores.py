@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -417,9 +417,12 @@ class TaskStore(ABC):
         is left as it is. Raises ``NotFound``."""
 
     @abstractmethod
-    async def requeue_stale(self, heartbeat_timeout_s: float) -> builtins.list[int]:
+    async def requeue_stale(
+        self, heartbeat_timeout_s: float, *, exclude_workers: Collection[str] = ()
+    ) -> builtins.list[int]:
         """Requeue (or fail, when out of attempts) running tasks whose heartbeat is older than
-        the timeout; return their ids. A task with a fresh heartbeat is never touched."""
+        the timeout; return their ids. A task with a fresh heartbeat is never touched, nor one
+        held by a worker in ``exclude_workers`` (a runner that knows its worker is alive)."""
 
 
 @dataclass

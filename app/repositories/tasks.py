@@ -9,6 +9,7 @@ requeued after it went silent cannot overwrite its successor's work.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import select, update
@@ -209,29 +210,60 @@ class SqlTaskStore(TaskStore):
             await uow.commit()
         return await self.get(task_id)
 
-    async def requeue_stale(self, heartbeat_timeout_s: float) -> builtins.list[int]:
+    async def requeue_stale(
+        self, heartbeat_timeout_s: float, *, exclude_workers: Collection[str] = ()
+    ) -> builtins.list[int]:
         cutoff = now() - heartbeat_timeout_s
+        excluded = set(exclude_workers)
+        changed: builtins.list[int] = []
         async with self._db.unit() as uow:
-            stale = list(
-                await uow.session.scalars(
-                    select(Task).where(
-                        Task.status == TaskStatus.RUNNING, Task.heartbeat_at < cutoff
-                    )
+            stale = (
+                await uow.session.execute(
+                    select(
+                        Task.id,
+                        Task.worker,
+                        Task.attempts,
+                        Task.max_attempts,
+                        Task.cancel_requested,
+                    ).where(Task.status == TaskStatus.RUNNING, Task.heartbeat_at < cutoff)
                 )
-            )
-            for row in stale:
-                row.worker = None
-                if row.cancel_requested:
-                    row.status = TaskStatus.CANCELLED
-                    row.finished_at = now()
-                    row.message = "cancelled"
-                elif row.attempts < row.max_attempts:
-                    row.status = TaskStatus.QUEUED
-                    row.message = f"requeued: its worker went silent (attempt {row.attempts})"
+            ).all()
+            for task_id, worker, attempts, max_attempts, cancel in stale:
+                if worker in excluded:
+                    continue
+                stamp = now()
+                values: dict[str, Any]
+                if cancel:
+                    values = {
+                        "status": TaskStatus.CANCELLED,
+                        "finished_at": stamp,
+                        "message": "cancelled",
+                    }
+                elif attempts < max_attempts:
+                    values = {
+                        "status": TaskStatus.QUEUED,
+                        "message": f"requeued: its worker went silent (attempt {attempts})",
+                    }
                 else:
-                    row.status = TaskStatus.FAILED
-                    row.finished_at = now()
-                    row.error = "interrupted: its worker stopped sending heartbeats"
-                    row.message = "interrupted"
+                    values = {
+                        "status": TaskStatus.FAILED,
+                        "finished_at": stamp,
+                        "error": "interrupted: its worker stopped sending heartbeats",
+                        "message": "interrupted",
+                    }
+                # Conditional: a heartbeat that lands meanwhile keeps the task its worker's.
+                done = await uow.session.execute(
+                    update(Task)
+                    .where(
+                        Task.id == task_id,
+                        Task.status == TaskStatus.RUNNING,
+                        Task.worker == worker,
+                        Task.heartbeat_at < cutoff,
+                    )
+                    .values(worker=None, **values)
+                    .execution_options(synchronize_session=False)
+                )
+                if done.rowcount == 1:  # type: ignore[attr-defined]
+                    changed.append(task_id)
             await uow.commit()
-        return [row.id for row in stale]
+        return changed

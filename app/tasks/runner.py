@@ -38,6 +38,7 @@ class Child:
     started: float = field(default_factory=time.monotonic)
     cancel_seen_at: float | None = None
     terminated_at: float | None = None
+    killed: bool = False
 
     @property
     def pid(self) -> int:
@@ -58,7 +59,7 @@ class TaskRunner:
         self._slots = slots or settings.task_slots
         self._poll_s = poll_s
         self._name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.children: dict[int, Child] = {}
+        self.children: dict[str, Child] = {}  # by worker id
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._last_beat = 0.0
@@ -93,9 +94,14 @@ class TaskRunner:
     async def tick(self) -> None:
         """One round of bookkeeping; public so tests can drive a runner step by step."""
         await self._reap()
-        for task_id in await self._tasks.requeue_stale(self._settings.task_heartbeat_s):
-            log.warning("task %s went silent; requeued or failed", task_id)
+        # Beat first: after the database was busy a while, our own live workers must not look
+        # stale to the sweep below (which never touches them anyway).
         await self._beat_and_cancel()
+        live = [child.worker for child in self.children.values()]
+        for task_id in await self._tasks.requeue_stale(
+            self._settings.task_heartbeat_s, exclude_workers=live
+        ):
+            log.warning("task %s went silent; requeued or failed", task_id)
         while len(self.children) < self._slots and not self._stopping.is_set():
             worker = f"{self._name}:{uuid.uuid4().hex[:6]}"
             task = await self._tasks.claim(worker)
@@ -108,14 +114,18 @@ class TaskRunner:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "app.tasks.worker", "run", str(task_id), worker, env=env
         )
-        self.children[task_id] = Child(task_id, worker, process)
+        self.children[worker] = Child(task_id, worker, process)
         log.info("task %s started in worker pid %s", task_id, process.pid)
 
+    def child_of(self, task_id: int) -> Child | None:
+        """The live worker process running ``task_id``, if this runner has one."""
+        return next((c for c in self.children.values() if c.task_id == task_id), None)
+
     async def _reap(self) -> None:
-        for task_id, child in list(self.children.items()):
+        for worker, child in list(self.children.items()):
             if child.process.returncode is None:
                 continue
-            del self.children[task_id]
+            del self.children[worker]
             await self._settle(child)
 
     async def _settle(self, child: Child) -> None:
@@ -137,30 +147,36 @@ class TaskRunner:
                 child.process.returncode,
             )
 
+    async def _should_stop(self, child: Child, beat: bool) -> bool:
+        """Whether the child must stop: a cancel was asked, or the task is no longer its own.
+        A worker that just finished its task is left to exit by itself."""
+        if beat:
+            try:
+                # The worker beats too; ours covers its start-up and long blocking steps.
+                return await self._tasks.heartbeat(child.task_id, child.worker)
+            except Conflict:
+                pass
+        task = await self._tasks.get(child.task_id)
+        if task.worker == child.worker:
+            return task.status == TaskStatus.RUNNING and task.cancel_requested
+        return True  # requeued and taken elsewhere: this process must not go on writing
+
     async def _beat_and_cancel(self) -> None:
         due = time.monotonic() - self._last_beat >= self._settings.task_heartbeat_s / 4
         for child in list(self.children.values()):
             if child.process.returncode is not None:
                 continue
             if child.cancel_seen_at is None:
-                if due:
-                    try:
-                        # The worker beats too; ours covers its start-up and blocking steps.
-                        cancel = await self._tasks.heartbeat(child.task_id, child.worker)
-                    except Conflict:
-                        cancel = True  # taken from us: stop the process
-                else:
-                    task = await self._tasks.get(child.task_id)
-                    cancel = task.cancel_requested or task.worker != child.worker
-                if cancel:
+                if await self._should_stop(child, due):
                     child.cancel_seen_at = time.monotonic()
-            if child.cancel_seen_at is not None:
-                waited = time.monotonic() - child.cancel_seen_at
-                if waited >= CANCEL_GRACE_S and child.terminated_at is None:
-                    child.terminated_at = time.monotonic()
-                    _signal(child, signal.SIGTERM)
-                elif waited >= 2 * CANCEL_GRACE_S:
-                    _signal(child, signal.SIGKILL)
+                continue
+            waited = time.monotonic() - child.cancel_seen_at
+            if waited >= CANCEL_GRACE_S and child.terminated_at is None:
+                child.terminated_at = time.monotonic()
+                _signal(child, signal.SIGTERM)
+            elif waited >= 2 * CANCEL_GRACE_S and not child.killed:
+                child.killed = True
+                _signal(child, signal.SIGKILL)
         if due:
             self._last_beat = time.monotonic()
 

@@ -197,3 +197,17 @@ async def test_writes_inside_a_unit_are_invisible_elsewhere_until_it_commits(
         await uow.commit()
 
     assert await outside() == ["a.png"]
+
+
+async def test_a_store_call_after_the_unit_committed_is_its_own_unit(
+    stores: Stores, project: str
+) -> None:
+    async with stores.unit_of_work() as uow:
+        first = await upload(stores, "a.png", seed=1)
+        await uow.commit()
+        # Joining the committed unit would lose this write when the block closes.
+        second = await upload(stores, "b.png", seed=2)
+
+    names = {i.filename for i in await stores.image.list(project)}
+    assert names == {first.filename, second.filename}
+    assert image_file(stores, "train", second.filename).exists()

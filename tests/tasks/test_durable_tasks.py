@@ -72,7 +72,7 @@ async def test_an_export_runs_in_a_worker_process_reports_progress_and_can_be_do
         worker_cmdlines: list[str] = []
         deadline = time.monotonic() + 60
         while True:
-            child = runner.children.get(task_id)
+            child = runner.child_of(task_id)
             if child is not None and child.pid not in worker_pids:
                 worker_pids.add(child.pid)
                 worker_cmdlines.append(cmdline(child.pid))
@@ -131,7 +131,7 @@ async def test_a_cancel_ends_the_export_and_leaves_no_worker_process(
             interval=0.05,
             what="the export to be running with progress",
         )
-        pid = runner.children[task_id].pid
+        pid = runner.child_of(task_id).pid  # type: ignore[union-attr]
         assert not process_gone(pid)
 
         response = await client.post(f"/api/v1/tasks/{task_id}/cancel")
@@ -150,7 +150,7 @@ async def test_a_cancel_ends_the_export_and_leaves_no_worker_process(
         assert task["progress"] < 1.0
         assert task["progress"] >= running["progress"]
 
-        async def children() -> dict[int, Any]:
+        async def children() -> dict[str, Any]:
             return dict(runner.children)
 
         await wait_until(
@@ -178,13 +178,16 @@ async def test_a_task_whose_worker_is_killed_is_requeued_after_the_heartbeat_tim
     first = await wait_until(
         lambda: stores.task.get(task.id),
         lambda t: (
-            t.status == TaskStatus.RUNNING and t.progress > 0.0 and task.id in runner.children
+            t.status == TaskStatus.RUNNING
+            and t.progress > 0.0
+            and runner.child_of(task.id) is not None
         ),
         within=30,
         what="the export to be running in a worker",
     )
     assert first.progress < 1.0 and first.attempts == 1
-    child = runner.children[task.id]
+    child = runner.child_of(task.id)
+    assert child is not None
     assert child.pid != os.getpid()
     os.kill(child.pid, signal.SIGKILL)
     killed_at = time.monotonic()
