@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     )
     task_slots: int = Field(1, ge=1, le=32, description="Tasks one runner runs at once.")
     import_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Host names the server answers to, beyond YDC_HOST."
+    )
     max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(100_000_000, gt=0)
     run_tasks: bool = Field(True, description="Start the in-process task runner with the server.")
@@ -36,6 +39,13 @@ class Settings(BaseSettings):
             return [Path(p) for p in value.split(os.pathsep) if p.strip()]
         return value
 
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
     @model_validator(mode="after")
     def _resolve(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
@@ -43,6 +53,11 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'ydc.db'}"
         return self
+
+    @property
+    def hosts(self) -> set[str]:
+        """Every host name a request may use: loopback names, YDC_HOST, YDC_ALLOWED_HOSTS."""
+        return {"127.0.0.1", "localhost", "::1", self.host, *self.allowed_hosts}
 
     def as_env(self) -> dict[str, str]:
         """These settings as ``YDC_*`` variables, for a worker subprocess."""
@@ -56,6 +71,7 @@ class Settings(BaseSettings):
             "YDC_TASK_HEARTBEAT_S": str(self.task_heartbeat_s),
             "YDC_TASK_SLOTS": str(self.task_slots),
             "YDC_IMPORT_ROOTS": os.pathsep.join(str(p) for p in self.import_roots),
+            "YDC_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
             "YDC_MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
             "YDC_MAX_IMAGE_PIXELS": str(self.max_image_pixels),
             "YDC_LOG_LEVEL": self.log_level,

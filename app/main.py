@@ -21,6 +21,7 @@ from app.repositories import create_stores
 from app.tasks.runner import TaskRunner
 from app.web import api, pages
 from app.web.errors import install_error_handlers
+from app.web.security import HostOriginCheck
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
     templates.env.globals.update(source_url=SOURCE_URL, version=VERSION)
     app.state.templates = templates
+    app.add_middleware(HostOriginCheck, allowed_hosts=settings.hosts)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)

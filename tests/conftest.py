@@ -20,7 +20,12 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings on a fresh data dir under ``tmp_path`` (a SQLite file, never ``:memory:``)."""
-    return Settings(data_dir=tmp_path / "data", task_heartbeat_s=2.0, run_tasks=False)
+    return Settings(
+        data_dir=tmp_path / "data",
+        task_heartbeat_s=2.0,
+        run_tasks=False,
+        allowed_hosts=["testserver"],  # httpx's ASGI client's host
+    )
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from app.domain.models import SPLITS, Annotation
 
 PROJECT_NAME_MAX = 64
 CLASS_NAME_MAX = 100
-FILENAME_MAX = 150
+FILENAME_MAX_BYTES = 200
 _PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -106,8 +106,10 @@ def safe_filename(original: str) -> str:
     stem = stem.replace("/", "_")
     if stem in ("", ".", ".."):
         stem = "image"
-    stem = stem[: FILENAME_MAX - len(suffix)]
-    return stem + suffix
+    # Bytes, not characters: the disk's limit is 255 bytes, and "-NNNN" or ".txt" may follow.
+    budget = FILENAME_MAX_BYTES - len(suffix.encode())
+    stem = stem.encode()[:budget].decode("utf-8", errors="ignore").rstrip()
+    return (stem or "image") + suffix
 
 
 def _suffix_list() -> str:

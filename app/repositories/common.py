@@ -86,8 +86,13 @@ async def image_row(
 ) -> tuple[Project, Image]:
     """The project and image rows; ``NotFound`` when absent (or not in ``split``)."""
     project = await project_by_name(session, dataset)
+    # Through the unique (project, stem) index: a lookup never scans the project.
     image = await session.scalar(
-        select(Image).where(Image.project_id == project.id, Image.filename == filename)
+        select(Image).where(
+            Image.project_id == project.id,
+            Image.stem_key == stem_key(filename),
+            Image.filename == filename,
+        )
     )
     if image is None or (split is not None and image.split != split):
         where = f" in {split}" if split else ""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 import os
 import zipfile
+import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,9 +16,16 @@ from sqlalchemy import select, update
 
 from app.db.models import Image, Label, Project, ProjectClass
 from app.db.uow import Database
-from app.domain.errors import AlreadyExists, Invalid, NotFound
-from app.domain.models import SPLITS, ClassInfo, DatasetInfo, ExportResult, LabelStatus
-from app.domain.stores import DatasetStore, ImageStore, LabelStore, ProgressCallback
+from app.domain.errors import AlreadyExists, DuplicateImage, Invalid, NotFound
+from app.domain.models import (
+    SPLITS,
+    ClassInfo,
+    DatasetInfo,
+    ExportResult,
+    LabelSource,
+    LabelStatus,
+)
+from app.domain.stores import DatasetStore, LabelStore, ProgressCallback
 from app.domain.validation import validate_class_name, validate_class_names, validate_project_name
 from app.domain.yolo import data_yaml_dict, format_label_lines
 from app.repositories.common import (
@@ -27,9 +36,12 @@ from app.repositories.common import (
     project_by_name,
     split_counts,
 )
-from app.repositories.files import Layout, remove_tree, temp_path, unlink_quietly
-from app.repositories.mirror import schedule_all_label_mirrors, schedule_project_mirror
-from app.repositories.zip_import import read_yolo_zip
+from app.repositories.files import Layout, remove_tree, unlink_quietly
+from app.repositories.images import PreparedImage, SqlImageStore, discard
+from app.repositories.mirror import schedule_label_mirrors, schedule_project_mirror
+from app.repositories.zip_import import PlannedImage, read_yolo_zip
+
+log = logging.getLogger(__name__)
 
 EXPORT_BATCH = 500
 Box = tuple[int, float, float, float, float]  # class position, x, y, w, h
@@ -39,7 +51,7 @@ COMPRESSED = {".jpg", ".jpeg", ".png", ".webp"}
 
 class SqlDatasetStore(DatasetStore):
     def __init__(
-        self, db: Database, layout: Layout, images: ImageStore, labels: LabelStore
+        self, db: Database, layout: Layout, images: SqlImageStore, labels: LabelStore
     ) -> None:
         self._db = db
         self._layout = layout
@@ -76,10 +88,14 @@ class SqlDatasetStore(DatasetStore):
             await session.flush()
             for position, class_name in enumerate(names):
                 session.add(_new_class(project.id, position, class_name))
+            try:
+                folder.mkdir(parents=True)  # never adopt (or later remove) a folder we did not make
+            except FileExistsError:
+                raise AlreadyExists(f"A folder named {name!r} already lies in storage.") from None
+            uow.on_rollback(lambda: remove_tree(self._layout, folder))
             for kind in ("images", "labels"):
                 for split in SPLITS:
-                    (folder / kind / split).mkdir(parents=True, exist_ok=True)
-            uow.on_rollback(lambda: remove_tree(self._layout, folder))
+                    (folder / kind / split).mkdir(parents=True)
             schedule_project_mirror(uow, self._layout, project.id)
             await uow.commit()
             return await self._info(session, project)
@@ -148,18 +164,37 @@ class SqlDatasetStore(DatasetStore):
             session = uow.session
             project = await project_by_name(session, name)
             current = {c.name_key: c for c in await classes_of(session, project.id)}
-            wanted = {n.casefold() for n in names}
-            removed = [c.id for key, c in current.items() if key not in wanted]
-            if removed:
-                # Accepted labels go with their class: those images changed.
-                affected = select(Label.image_id).where(
-                    Label.class_id.in_(removed), Label.status == LabelStatus.ACCEPTED
+            new_position = {n.casefold(): i for i, n in enumerate(names)}
+            removed = [c.id for key, c in current.items() if key not in new_position]
+            moved = [
+                c.id
+                for key, c in current.items()
+                if key in new_position and new_position[key] != c.position
+            ]
+            # Only images with boxes of a removed or moved class need a new label file.
+            affected = list(
+                await session.scalars(
+                    select(Label.image_id)
+                    .where(
+                        Label.class_id.in_(removed + moved),
+                        Label.status == LabelStatus.ACCEPTED,
+                    )
+                    .distinct()
                 )
+            )
+            if removed:
+                # Accepted boxes go with their class: those images changed.
                 await session.execute(
                     update(Image)
-                    .where(Image.id.in_(affected))
+                    .where(
+                        Image.id.in_(
+                            select(Label.image_id).where(
+                                Label.class_id.in_(removed), Label.status == LabelStatus.ACCEPTED
+                            )
+                        )
+                    )
                     .values(version=Image.version + 1)
-                    .execution_options(synchronize_session=False)
+                    .execution_options(synchronize_session="fetch")
                 )
                 for key, row in list(current.items()):
                     if row.id in removed:
@@ -174,7 +209,7 @@ class SqlDatasetStore(DatasetStore):
                     kept.position, kept.name = position, class_name
             project.modified_at = now()
             schedule_project_mirror(uow, self._layout, project.id)
-            schedule_all_label_mirrors(uow, self._layout, project.id)
+            schedule_label_mirrors(uow, self._layout, affected)
             await uow.commit()
 
     async def get_classes(self, name: str) -> builtins.list[ClassInfo]:
@@ -228,7 +263,9 @@ class SqlDatasetStore(DatasetStore):
         output_path = Path(output_path)
         output_path.mkdir(parents=True, exist_ok=True)
         final = output_path / f"{project.name}.zip"
-        partial = temp_path(self._layout, ".zip")
+        # Written next to its final name (maybe another filesystem than the data dir), so
+        # the last step is an atomic rename.
+        partial = output_path / f".{project.name}.zip.{os.getpid()}.part"
         left_out: dict[str, list[str]] = {"unlabelled": [], "missing": []}
         written_images = written_labels = done = 0
         try:
@@ -263,8 +300,13 @@ class SqlDatasetStore(DatasetStore):
                             written_images += 1
                             written_labels += len(lines)
                         if progress is not None:
-                            await progress(done / total if total else 1.0, image.filename)
+                            # Images added meanwhile may make done > total.
+                            await progress(
+                                min(done / total, 0.999) if total else 0.0, image.filename
+                            )
             os.replace(partial, final)
+            if progress is not None:
+                await progress(1.0, "done")
         finally:
             unlink_quietly(partial)
         return ExportResult(final, written_images, written_labels, left_out)
@@ -313,34 +355,66 @@ class SqlDatasetStore(DatasetStore):
         validate_project_name(name)
         if not zip_path.is_file():
             raise NotFound(f"There is no zip file at {zip_path}.")
+        if await self.get(name) is not None:
+            raise AlreadyExists(f"A project named {name!r} already exists.")
         plan = await asyncio.to_thread(read_yolo_zip, zip_path)
-        async with self._db.unit() as uow:
-            await self.create(name, plan.classes)
+        prepared: builtins.list[tuple[PlannedImage, PreparedImage]] = []
+        try:
+            # The slow part (copy, hash, decode) runs before any transaction is open ...
             with zipfile.ZipFile(zip_path) as archive:
                 for item in plan.images:
-                    with archive.open(item.member) as handle:
-                        try:
-                            info = await self._images.save_file(
-                                name, item.split, item.filename, handle
-                            )
-                        except Invalid as error:
-                            raise Invalid(f"{item.member}: {error}") from None
-                    if item.annotations is not None:
-                        for ann in item.annotations:
-                            ann.source = "import"
-                        try:
-                            if item.annotations:
-                                await self._labels.save(
-                                    name, info.split, info.filename, item.annotations
-                                )
-                            else:
-                                await self._labels.set_no_objects(name, info.filename, True)
-                        except Invalid as error:
-                            raise Invalid(f"{item.label_member}: {error}") from None
-            await uow.commit()
+                    prepared.append((item, await self._prepare_member(archive, item)))
+            # ... so the unit below holds the write lock only for renames and inserts.
+            async with self._db.unit() as uow:
+                await self.create(name, plan.classes)
+                duplicates: builtins.list[str] = []
+                for item, ready in prepared:
+                    try:
+                        info = await self._images.register(name, item.split, ready)
+                    except DuplicateImage:
+                        duplicates.append(item.member)  # same bytes twice: stored once
+                        continue
+                    await self._import_labels(name, info.split, info.filename, item)
+                await uow.commit()
+        finally:
+            for _, ready in prepared:
+                discard(ready)
+        if duplicates:
+            log.info("import of %s skipped %d duplicate images", name, len(duplicates))
         created = await self.get(name)
         assert created is not None
         return created
+
+    async def _prepare_member(self, archive: zipfile.ZipFile, item: PlannedImage) -> PreparedImage:
+        try:
+            with archive.open(item.member) as handle:
+                return await self._images.prepare(item.filename, handle)
+        except Invalid as error:
+            raise Invalid(f"{item.member}: {error}") from None
+        except (
+            zipfile.BadZipFile,
+            RuntimeError,
+            NotImplementedError,
+            EOFError,
+            zlib.error,
+        ) as error:
+            # Encrypted, damaged or oddly compressed members.
+            raise Invalid(f"{item.member} cannot be read from the zip: {error}") from None
+
+    async def _import_labels(
+        self, name: str, split: str, filename: str, item: PlannedImage
+    ) -> None:
+        if item.annotations is None:
+            return  # no label file: unlabelled
+        for ann in item.annotations:
+            ann.source = LabelSource.IMPORT
+        try:
+            if item.annotations:
+                await self._labels.save(name, split, filename, item.annotations)
+            else:
+                await self._labels.set_no_objects(name, filename, True)
+        except Invalid as error:
+            raise Invalid(f"{item.label_member}: {error}") from None
 
 
 def _new_class(project_id: int, position: int, name: str) -> ProjectClass:

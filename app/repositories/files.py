@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,10 @@ class Layout:
         return path.relative_to(self.data_dir).as_posix()
 
 
+class TooLarge(ValueError):
+    """More bytes than the limit allows."""
+
+
 @dataclass(frozen=True)
 class Staged:
     """Bytes written to a temp file: where, how many, and their sha256."""
@@ -91,7 +96,7 @@ def stage(
     layout: Layout, source: Path | IO[bytes] | bytes, *, max_bytes: int | None = None
 ) -> Staged:
     """Copy ``source`` into a fsynced temp file, hashing as it goes (never held whole in memory
-    unless it already is). Raises ``ValueError`` past ``max_bytes`` (the temp file removed)."""
+    unless it already is). Raises ``TooLarge`` past ``max_bytes`` (the temp file removed)."""
     target = temp_path(layout)
     digest = hashlib.sha256()
     size = 0
@@ -107,7 +112,7 @@ def stage(
                 while chunk := handle.read(CHUNK):
                     size += len(chunk)
                     if max_bytes is not None and size > max_bytes:
-                        raise ValueError(f"larger than {max_bytes} bytes")
+                        raise TooLarge(f"larger than {max_bytes} bytes")
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
@@ -155,6 +160,18 @@ def move_file(src: Path, dst: Path) -> None:
         raise FileExistsError(dst)
     os.rename(src, dst)
     fsync_dir(dst.parent)
+
+
+def quarantine(layout: Layout, path: Path, reason: str) -> Path:
+    """Move a file no row owns into ``lost+found/`` (never deleted) and say why in the manifest."""
+    layout.lost_found.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = layout.lost_found / f"{stamp}-{uuid.uuid4().hex[:6]}-{path.name}"
+    os.rename(path, target)
+    with open(layout.lost_found / "MANIFEST.tsv", "a", encoding="utf-8") as manifest:
+        original = path.relative_to(layout.data_dir).as_posix()
+        manifest.write(f"{stamp}\t{original}\t{target.name}\t{reason}\n")
+    return target
 
 
 def unlink_quietly(path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import IO
@@ -24,11 +25,35 @@ from app.repositories.common import (
     project_by_name,
     stem_key,
 )
-from app.repositories.files import Layout, Staged, move_file, place_new, stage, unlink_quietly
+from app.repositories.files import (
+    Layout,
+    Staged,
+    TooLarge,
+    move_file,
+    place_new,
+    quarantine,
+    stage,
+    unlink_quietly,
+)
 from app.repositories.imaging import Decoded, decode_file, encode_frame, read_image
 from app.repositories.mirror import schedule_label_mirror
 
 MAX_SUFFIX_TRIES = 10_000
+SUFFIX_CHUNK = 50
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """Bytes checked and staged in ``tmp/``, not yet an image of any project."""
+
+    name: str
+    staged: Staged
+    decoded: Decoded
+
+
+def discard(prepared: PreparedImage) -> None:
+    """Remove the staged bytes if ``register`` did not take them."""
+    unlink_quietly(prepared.staged.path)
 
 
 class SqlImageStore(ImageStore):
@@ -52,12 +77,11 @@ class SqlImageStore(ImageStore):
         validate_split(split)
         name = safe_filename(filename)
         data = await asyncio.to_thread(encode_frame, image, Path(name).suffix)
-        staged = await asyncio.to_thread(self._stage, data)
+        prepared = await self.prepare(name, data)
         try:
-            decoded = await asyncio.to_thread(decode_file, staged.path, max_pixels=self._max_pixels)
-            return await self._register(dataset, split, name, staged, decoded, session_id)
+            return await self.register(dataset, split, prepared, session_id=session_id)
         finally:
-            unlink_quietly(staged.path)
+            discard(prepared)
 
     async def save_file(
         self,
@@ -69,31 +93,42 @@ class SqlImageStore(ImageStore):
         session_id: int | None = None,
     ) -> ImageInfo:
         validate_split(split)
-        name = safe_filename(filename)
-        staged = await asyncio.to_thread(self._stage, source)
+        prepared = await self.prepare(filename, source)
         try:
-            decoded = await asyncio.to_thread(decode_file, staged.path, max_pixels=self._max_pixels)
-            return await self._register(dataset, split, name, staged, decoded, session_id)
+            return await self.register(dataset, split, prepared, session_id=session_id)
         finally:
-            unlink_quietly(staged.path)
+            discard(prepared)
 
-    def _stage(self, source: Path | IO[bytes] | bytes) -> Staged:
+    async def prepare(self, filename: str, source: Path | IO[bytes] | bytes) -> PreparedImage:
+        """Stage, hash and check the bytes, with no transaction open (the slow part of a save).
+
+        The caller ``register``s the result, then ``discard``s it either way.
+        """
+        name = safe_filename(filename)
         try:
-            return stage(self._layout, source, max_bytes=self._max_bytes)
-        except ValueError:
+            staged = await asyncio.to_thread(stage, self._layout, source, max_bytes=self._max_bytes)
+        except TooLarge:
             raise Invalid(
                 f"The file is larger than the upload limit of {self._max_bytes / 2**20:.0f} MB."
             ) from None
+        try:
+            decoded = await asyncio.to_thread(decode_file, staged.path, max_pixels=self._max_pixels)
+        except BaseException:
+            unlink_quietly(staged.path)
+            raise
+        return PreparedImage(name, staged, decoded)
 
-    async def _register(
+    async def register(
         self,
         dataset: str,
         split: str,
-        name: str,
-        staged: Staged,
-        decoded: Decoded,
-        session_id: int | None,
+        prepared: PreparedImage,
+        *,
+        session_id: int | None = None,
     ) -> ImageInfo:
+        """Put prepared bytes in place and insert their row: quick, so it fits in a unit."""
+        validate_split(split)
+        name, staged, decoded = prepared.name, prepared.staged, prepared.decoded
         async with self._db.unit() as uow:
             session = uow.session
             project = await project_by_name(session, dataset)
@@ -147,21 +182,26 @@ class SqlImageStore(ImageStore):
         """``name``, or ``stem-N.ext`` with the smallest N whose stem is free (ignoring case) and
         whose path holds no stray file."""
         stem, suffix = Path(name).stem, Path(name).suffix
-        taken = set(
-            await session.scalars(
-                select(Image.stem_key).where(
-                    Image.project_id == project.id,
-                    Image.stem_key.startswith(stem.casefold(), autoescape=True),
+        # Ask for the candidates a chunk at a time, by the unique stem index.
+        for first in range(0, MAX_SUFFIX_TRIES, SUFFIX_CHUNK):
+            candidates = [
+                name if n == 0 else f"{stem}-{n}{suffix}"
+                for n in range(first, first + SUFFIX_CHUNK)
+            ]
+            taken = set(
+                await session.scalars(
+                    select(Image.stem_key).where(
+                        Image.project_id == project.id,
+                        Image.stem_key.in_([stem_key(c) for c in candidates]),
+                    )
                 )
             )
-        )
-        for n in range(MAX_SUFFIX_TRIES):
-            candidate = name if n == 0 else f"{stem}-{n}{suffix}"
-            if stem_key(candidate) in taken:
-                continue
-            if self._layout.image(project.name, split, candidate).exists():
-                continue  # a stray file no row owns: never overwritten
-            return candidate
+            for candidate in candidates:
+                if stem_key(candidate) in taken:
+                    continue
+                if self._layout.image(project.name, split, candidate).exists():
+                    continue  # a stray file no row owns: never overwritten
+                return candidate
         raise Invalid(f"Too many images are named like {name!r}.")
 
     async def load(self, dataset: str, split: str, filename: str) -> np.ndarray:
@@ -208,6 +248,9 @@ class SqlImageStore(ImageStore):
         row.split = to_split
         src = self._layout.image(project.name, from_split, row.filename)
         dst = self._layout.image(project.name, to_split, row.filename)
+        if dst.exists():
+            # A stray file no row owns sits where the image goes: keep it, out of the way.
+            quarantine(self._layout, dst, f"in the way of moving {row.filename} to {to_split}")
         old_label = self._layout.label(project.name, from_split, row.filename)
         uow.after_commit(lambda: move_file(src, dst))
         uow.after_commit(lambda: unlink_quietly(old_label))

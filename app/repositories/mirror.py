@@ -7,10 +7,13 @@ without reading every file.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import uuid
 from collections import defaultdict
 from functools import partial
+from pathlib import Path
 
 import yaml
 from sqlalchemy import select
@@ -72,20 +75,21 @@ def schedule_label_mirror(uow: SqlUnitOfWork, layout: Layout, image_id: int) -> 
     )
 
 
-def schedule_all_label_mirrors(uow: SqlUnitOfWork, layout: Layout, project_id: int) -> None:
-    """Rewrite every label file of a project at commit (class positions changed)."""
-
-    async def hook(session: AsyncSession) -> None:
-        ids = list(await session.scalars(select(Image.id).where(Image.project_id == project_id)))
-        for start in range(0, len(ids), BATCH):
-            await _write_label_mirrors(uow, layout, session, image_ids=ids[start : start + BATCH])
-
-    uow.before_commit(f"all-label-mirrors:{project_id}", hook)
+def schedule_label_mirrors(uow: SqlUnitOfWork, layout: Layout, image_ids: list[int]) -> None:
+    """Rewrite the label files of many images at commit, a batch per query."""
+    for start in range(0, len(image_ids), BATCH):
+        batch = image_ids[start : start + BATCH]
+        uow.before_commit(
+            f"label-mirrors:{uuid.uuid4().hex}",
+            partial(_write_label_mirrors, uow, layout, image_ids=batch),
+        )
 
 
 async def _write_label_mirrors(
     uow: SqlUnitOfWork, layout: Layout, session: AsyncSession, *, image_ids: list[int]
 ) -> None:
+    """Stage the label files of these images from the rows (in a thread), record their size
+    and mtime on the rows, and put them in place after the commit."""
     rows = (
         await session.execute(
             select(Image, Project.name).join(Project).where(Image.id.in_(image_ids))
@@ -102,17 +106,30 @@ async def _write_label_mirrors(
     )
     for image_id, position, x, y, w, h in label_rows:
         lines[image_id].append((position, x, y, w, h))
+    texts = {
+        image.id: format_label_lines(lines.get(image.id, [])).encode()
+        for image, _ in rows
+        if image.no_objects or lines.get(image.id)
+    }
+    staged = await asyncio.to_thread(_stage_all, layout, texts)
     for image, project_name in rows:
         final = layout.label(project_name, image.split, image.filename)
         size: int | None = None
         mtime_ns: int | None = None
-        if image.no_objects or lines.get(image.id):
-            staged = write_staged(layout, format_label_lines(lines.get(image.id, [])).encode())
-            stat = os.stat(staged)
-            size, mtime_ns = stat.st_size, stat.st_mtime_ns
-            uow.on_rollback(partial(unlink_quietly, staged))
-            uow.after_commit(partial(replace_atomically, staged, final))
+        if image.id in staged:
+            path, size, mtime_ns = staged[image.id]
+            uow.on_rollback(partial(unlink_quietly, path))
+            uow.after_commit(partial(replace_atomically, path, final))
         else:
             # Unlabelled: no label file at all (an empty one would mean "no objects").
             uow.after_commit(partial(unlink_quietly, final))
         image.label_size, image.label_mtime_ns = size, mtime_ns
+
+
+def _stage_all(layout: Layout, texts: dict[int, bytes]) -> dict[int, tuple[Path, int, int]]:
+    staged: dict[int, tuple[Path, int, int]] = {}
+    for image_id, data in texts.items():
+        path = write_staged(layout, data)
+        stat = os.stat(path)
+        staged[image_id] = (path, stat.st_size, stat.st_mtime_ns)
+    return staged

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import FileResponse
 
 from app.services import projects as project_service
@@ -11,6 +13,9 @@ from app.web.deps import StoresDep
 from app.web.schemas import ClassesUpdate, ClassOut, ProjectCreate, ProjectOut, TaskOut
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
+
+# Bounded so an absurd id is a 422, not a database overflow.
+TaskId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.get("/projects", response_model=list[ProjectOut])
@@ -55,23 +60,23 @@ async def list_tasks(
     stores: StoresDep,
     project: str | None = None,
     limit: int = Query(50, ge=1, le=500),
-    before_id: int | None = None,
+    before_id: int | None = Query(None, ge=1, le=2**63 - 1),
 ) -> list[TaskOut]:
     tasks = await stores.task.list(dataset=project, limit=limit, before_id=before_id)
     return [TaskOut.of(t) for t in tasks]
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)
-async def get_task(task_id: int, stores: StoresDep) -> TaskOut:
+async def get_task(task_id: TaskId, stores: StoresDep) -> TaskOut:
     return TaskOut.of(await stores.task.get(task_id))
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=TaskOut)
-async def cancel_task(task_id: int, stores: StoresDep) -> TaskOut:
+async def cancel_task(task_id: TaskId, stores: StoresDep) -> TaskOut:
     return TaskOut.of(await task_service.cancel_task(stores, task_id))
 
 
 @router.get("/tasks/{task_id}/download", response_class=FileResponse)
-async def download_export(task_id: int, stores: StoresDep) -> FileResponse:
+async def download_export(task_id: TaskId, stores: StoresDep) -> FileResponse:
     path = await task_service.export_file(stores, task_id)
     return FileResponse(path, media_type="application/zip", filename=path.name)

@@ -725,3 +725,57 @@ async def test_importing_a_zip_without_a_data_yaml_raises_invalid(
     path.write_bytes(buffer.getvalue())
 
     await _assert_import_refused(stores, path)
+
+
+async def test_importing_a_zip_with_a_damaged_member_creates_nothing(
+    stores: Stores, tmp_path: Path
+) -> None:
+    path = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("data.yaml", DATA_YAML)
+        archive.writestr("images/train/a.png", png(1))
+    raw = bytearray(path.read_bytes())
+    start = raw.index(png(1)[:16])
+    raw[start + 100] ^= 0xFF  # the stored bytes no longer match their CRC
+    path.write_bytes(bytes(raw))
+
+    with pytest.raises(Invalid, match=r"images/train/a.png"):
+        await stores.dataset.import_zip(path, "damaged")
+    await _assert_import_refused(stores, path)
+
+
+async def test_importing_a_zip_holding_the_same_image_twice_stores_it_once(
+    stores: Stores, tmp_path: Path
+) -> None:
+    path = make_zip(
+        tmp_path / "twice.zip",
+        {
+            "data.yaml": DATA_YAML,
+            "images/train/a.png": png(1),
+            "labels/train/a.txt": line(0),
+            "images/val/copy-of-a.png": png(1),
+            "labels/val/copy-of-a.txt": line(1),
+            "images/val/b.png": png(2),
+        },
+    )
+
+    info = await stores.dataset.import_zip(path, "twice")
+
+    assert info.num_images == {"train": 1, "val": 1, "test": 0}
+    names = sorted(i.filename for i in await stores.image.list("twice"))
+    assert names == ["a.png", "b.png"]
+
+
+async def test_adding_a_class_at_the_end_leaves_existing_label_files_alone(
+    stores: Stores, project: str
+) -> None:
+    info = await upload(stores, "a.png", seed=1)
+    await stores.label.save(project, "train", info.filename, [box(0)])
+    before = label_file(stores, "train", info.filename).stat()
+    classes = await stores.dataset.get_classes(project)
+
+    await stores.dataset.update_classes(project, [c.name for c in classes] + ["newcomer"])
+
+    after = label_file(stores, "train", info.filename).stat()
+    # Not rewritten: same inode (a rewrite replaces the file) and same contents.
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)

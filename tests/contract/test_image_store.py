@@ -543,3 +543,20 @@ async def test_moving_to_an_unknown_split_raises_invalid(stores: Stores, project
 
     assert (await stores.image.get(project, "a.png")).split == "train"
     assert stored_images(stores) == {"train/a.png"}
+
+
+async def test_a_stray_file_in_the_way_of_a_move_is_quarantined_not_overwritten(
+    stores: Stores, project: str
+) -> None:
+    info = await upload(stores, "a.png", seed=1)
+    stray = image_file(stores, "val", info.filename)
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"someone else's bytes")
+
+    await stores.image.move(project, info.filename, "train", "val")
+
+    assert stray.read_bytes() == png(1)
+    lost = stores.data_dir / "lost+found"
+    kept = [p for p in lost.iterdir() if p.name.endswith(info.filename)]
+    assert [p.read_bytes() for p in kept] == [b"someone else's bytes"]
+    assert "in the way of moving" in (lost / "MANIFEST.tsv").read_text()

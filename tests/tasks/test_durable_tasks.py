@@ -39,7 +39,7 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
     # Long enough for the runner to terminate its workers on the way out.
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ydc") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield app, client
 
 

@@ -62,10 +62,13 @@ def test_upload_names_are_made_safe(original: str, safe: str) -> None:
     assert safe_filename(original) == safe
 
 
-def test_long_upload_names_are_shortened_keeping_the_extension() -> None:
-    name = safe_filename("x" * 400 + ".webp")
-    assert len(name) <= 150
+@pytest.mark.parametrize("stem", ["x" * 400, "漢" * 100, "é" * 300])
+def test_long_upload_names_are_shortened_in_bytes_keeping_the_extension(stem: str) -> None:
+    name = safe_filename(stem + ".webp")
+    # 255 bytes is the disk's limit; room is left for a "-NNNN" suffix and ".txt".
+    assert len(name.encode()) <= 200
     assert name.endswith(".webp")
+    assert name.startswith(stem[:10])
 
 
 @pytest.mark.parametrize("original", ["notes.txt", "archive", "script.sh"])

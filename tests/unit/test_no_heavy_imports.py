@@ -35,7 +35,7 @@ PROBE = textwrap.dedent(
         app = create_app(Settings(data_dir=data_dir))
         async with LifespanManager(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            async with httpx.AsyncClient(transport=transport, base_url="http://[::1]") as client:
                 return (await client.get("/")).status_code
 
     status = asyncio.run(serve_index(sys.argv[1]))

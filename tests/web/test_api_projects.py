@@ -157,3 +157,9 @@ async def test_the_openapi_schema_lists_the_api_paths(client: httpx.AsyncClient)
     } <= set(paths)
     assert set(paths["/api/v1/projects"]) == {"get", "post"}
     assert all(path.startswith("/api/v1/") for path in paths)
+
+
+async def test_an_absurd_task_id_is_a_readable_422_not_a_crash(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"/api/v1/tasks/{10**20}")
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("task_id:")
