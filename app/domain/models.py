@@ -80,6 +80,15 @@ class ClassInfo:
 
 
 @dataclass
+class ClassUsage:
+    """What deleting (or merging away) a class takes with it."""
+
+    labels: int  # accepted boxes
+    suggestions: int  # pending suggestions
+    images_left_empty: int  # images whose only accepted boxes are of this class
+
+
+@dataclass
 class DatasetInfo:
     name: str
     path: Path

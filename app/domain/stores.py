@@ -25,6 +25,7 @@ import numpy as np
 from app.domain.models import (
     Annotation,
     ClassInfo,
+    ClassUsage,
     DatasetInfo,
     ExportResult,
     ImageInfo,
@@ -94,6 +95,43 @@ class DatasetStore(ABC):
     @abstractmethod
     async def get_classes(self, name: str) -> builtins.list[ClassInfo]:
         """The project's classes in YOLO order. Raises ``NotFound``."""
+
+    @abstractmethod
+    async def add_class(
+        self, name: str, class_name: str, *, colour: str | None = None
+    ) -> ClassInfo:
+        """Append a class (last position). ``Invalid``/``AlreadyExists`` for a bad or taken
+        name (ignoring case), ``NotFound`` for the project."""
+
+    @abstractmethod
+    async def rename_class(self, name: str, class_id: int, new_name: str) -> ClassInfo:
+        """Rename a class; its id, position, colour and labels stay. ``data.yaml`` is
+        rewritten. ``NotFound`` (project or class), ``Invalid``/``AlreadyExists``."""
+
+    @abstractmethod
+    async def set_class_colour(self, name: str, class_id: int, colour: str) -> ClassInfo:
+        """Set the ``#rrggbb`` colour. ``NotFound``, ``Invalid``."""
+
+    @abstractmethod
+    async def move_class(self, name: str, class_id: int, position: int) -> builtins.list[ClassInfo]:
+        """Move a class to ``position`` (0-based, clamped); the others shift. Label files of
+        images with boxes of a moved class are rewritten. ``NotFound``."""
+
+    @abstractmethod
+    async def class_usage(self, name: str, class_id: int) -> ClassUsage:
+        """How many accepted boxes and pending suggestions the class has, and how many images
+        would be left with no accepted box without it. ``NotFound``."""
+
+    @abstractmethod
+    async def merge_class(self, name: str, source_id: int, target_id: int) -> ClassUsage:
+        """Move every label of ``source_id`` to ``target_id``, then delete the source class
+        (the classes after it shift up). Returns what was moved. ``NotFound``, ``Invalid``
+        when both are the same class."""
+
+    @abstractmethod
+    async def delete_class(self, name: str, class_id: int) -> ClassUsage:
+        """Delete the class with its boxes and suggestions (the classes after it shift up, the
+        mirror is rewritten). Returns what went with it. ``NotFound``."""
 
     @abstractmethod
     async def get_prompts(self, name: str) -> dict[int, builtins.list[str]]:

@@ -12,7 +12,8 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import distinct, exists, func, select, update
+from sqlalchemy.orm import aliased
 
 from app.db.models import Image, Label, Project, ProjectClass
 from app.db.uow import Database
@@ -20,13 +21,19 @@ from app.domain.errors import AlreadyExists, DuplicateImage, Invalid, NotFound
 from app.domain.models import (
     SPLITS,
     ClassInfo,
+    ClassUsage,
     DatasetInfo,
     ExportResult,
     LabelSource,
     LabelStatus,
 )
 from app.domain.stores import DatasetStore, LabelStore, ProgressCallback
-from app.domain.validation import validate_class_name, validate_class_names, validate_project_name
+from app.domain.validation import (
+    validate_class_name,
+    validate_class_names,
+    validate_colour,
+    validate_project_name,
+)
 from app.domain.yolo import data_yaml_dict, format_label_lines
 from app.repositories.common import (
     class_info,
@@ -216,6 +223,124 @@ class SqlDatasetStore(DatasetStore):
         async with self._db.reader() as session:
             project = await project_by_name(session, name)
             return [class_info(c) for c in await classes_of(session, project.id)]
+
+    async def _class_row(self, session, project: Project, class_id: int) -> ProjectClass:  # type: ignore[no-untyped-def]
+        row = await session.get(ProjectClass, class_id)
+        if row is None or row.project_id != project.id:
+            raise NotFound(f"Project {project.name!r} has no class with id {class_id}.")
+        return row  # type: ignore[no-any-return]
+
+    async def _check_free(
+        self, session, project: Project, class_name: str, keep_id: int | None = None
+    ) -> None:  # type: ignore[no-untyped-def]
+        taken = await session.scalar(
+            select(ProjectClass.name).where(
+                ProjectClass.project_id == project.id,
+                ProjectClass.name_key == class_name.casefold(),
+                ProjectClass.id != (keep_id or 0),
+            )
+        )
+        if taken is not None:
+            raise AlreadyExists(f"Project {project.name!r} already has a class {taken!r}.")
+
+    async def add_class(
+        self, name: str, class_name: str, *, colour: str | None = None
+    ) -> ClassInfo:
+        class_name = validate_class_name(class_name)
+        if colour is not None:
+            colour = validate_colour(colour)
+        async with self._db.unit() as uow:
+            project = await project_by_name(uow.session, name)
+            await self._check_free(uow.session, project, class_name)
+            position = len(await classes_of(uow.session, project.id))
+            row = _new_class(project.id, position, class_name)
+            if colour is not None:
+                row.colour = colour
+            uow.session.add(row)
+            project.modified_at = now()
+            schedule_project_mirror(uow, self._layout, project.id)
+            await uow.commit()
+            return class_info(row)
+
+    async def rename_class(self, name: str, class_id: int, new_name: str) -> ClassInfo:
+        new_name = validate_class_name(new_name)
+        async with self._db.unit() as uow:
+            project = await project_by_name(uow.session, name)
+            row = await self._class_row(uow.session, project, class_id)
+            await self._check_free(uow.session, project, new_name, keep_id=row.id)
+            row.name, row.name_key = new_name, new_name.casefold()
+            project.modified_at = now()
+            # Label files hold indices, not names: only data.yaml changes.
+            schedule_project_mirror(uow, self._layout, project.id)
+            await uow.commit()
+            return class_info(row)
+
+    async def set_class_colour(self, name: str, class_id: int, colour: str) -> ClassInfo:
+        colour = validate_colour(colour)
+        async with self._db.unit() as uow:
+            project = await project_by_name(uow.session, name)
+            row = await self._class_row(uow.session, project, class_id)
+            row.colour = colour
+            schedule_project_mirror(uow, self._layout, project.id)
+            await uow.commit()
+            return class_info(row)
+
+    async def move_class(self, name: str, class_id: int, position: int) -> builtins.list[ClassInfo]:
+        async with self._db.unit() as uow:
+            project = await project_by_name(uow.session, name)
+            row = await self._class_row(uow.session, project, class_id)
+            names = [c.name for c in await classes_of(uow.session, project.id) if c.id != row.id]
+            names.insert(max(0, min(position, len(names))), row.name)
+            await self.update_classes(project.name, names)
+            await uow.commit()
+        return await self.get_classes(name)
+
+    async def class_usage(self, name: str, class_id: int) -> ClassUsage:
+        async with self._db.reader() as session:
+            project = await project_by_name(session, name)
+            await self._class_row(session, project, class_id)
+            return await _usage(session, class_id)
+
+    async def merge_class(self, name: str, source_id: int, target_id: int) -> ClassUsage:
+        if source_id == target_id:
+            raise Invalid("A class cannot be merged into itself.")
+        async with self._db.unit() as uow:
+            session = uow.session
+            project = await project_by_name(session, name)
+            source = await self._class_row(session, project, source_id)
+            await self._class_row(session, project, target_id)
+            usage = await _usage(session, source_id)
+            with_boxes = select(Label.image_id).where(
+                Label.class_id == source_id, Label.status == LabelStatus.ACCEPTED
+            )
+            touched = list(await session.scalars(with_boxes.distinct()))
+            await session.execute(
+                update(Image)
+                .where(Image.id.in_(touched))
+                .values(version=Image.version + 1)
+                .execution_options(synchronize_session="fetch")
+            )
+            await session.execute(
+                update(Label)
+                .where(Label.class_id == source_id)
+                .values(class_id=target_id, updated_at=now())
+                .execution_options(synchronize_session="fetch")
+            )
+            names = [c.name for c in await classes_of(session, project.id) if c.id != source.id]
+            await self.update_classes(project.name, names)
+            schedule_label_mirrors(uow, self._layout, touched)
+            await uow.commit()
+        return usage
+
+    async def delete_class(self, name: str, class_id: int) -> ClassUsage:
+        async with self._db.unit() as uow:
+            project = await project_by_name(uow.session, name)
+            row = await self._class_row(uow.session, project, class_id)
+            usage = await _usage(uow.session, class_id)
+            names = [c.name for c in await classes_of(uow.session, project.id) if c.id != row.id]
+            await self.update_classes(project.name, names)
+            await uow.commit()
+        return usage
 
     async def get_prompts(self, name: str) -> dict[int, builtins.list[str]]:
         classes = await self.get_classes(name)
@@ -415,6 +540,35 @@ class SqlDatasetStore(DatasetStore):
                 await self._labels.set_no_objects(name, filename, True)
         except Invalid as error:
             raise Invalid(f"{item.label_member}: {error}") from None
+
+
+async def _usage(session, class_id: int) -> ClassUsage:  # type: ignore[no-untyped-def]
+    counts = dict(
+        (
+            await session.execute(
+                select(Label.status, func.count())
+                .where(Label.class_id == class_id)
+                .group_by(Label.status)
+            )
+        ).all()
+    )
+    other = aliased(Label)
+    only_this = (
+        select(func.count(distinct(Label.image_id)))
+        .where(Label.class_id == class_id, Label.status == LabelStatus.ACCEPTED)
+        .where(
+            ~exists().where(
+                other.image_id == Label.image_id,
+                other.status == LabelStatus.ACCEPTED,
+                other.class_id != class_id,
+            )
+        )
+    )
+    return ClassUsage(
+        labels=int(counts.get(LabelStatus.ACCEPTED, 0)),
+        suggestions=int(counts.get(LabelStatus.PENDING, 0)),
+        images_left_empty=int(await session.scalar(only_this) or 0),
+    )
 
 
 def _new_class(project_id: int, position: int, name: str) -> ProjectClass:
