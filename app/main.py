@@ -20,7 +20,10 @@ from app.db.migrate import upgrade_to_head
 from app.repositories import create_stores
 from app.tasks.runner import TaskRunner
 from app.web import api, pages
+from app.web.csrf import CsrfCookie
 from app.web.errors import install_error_handlers
+from app.web.headers import SecurityHeaders
+from app.web.media import MediaFiles
 from app.web.security import HostOriginCheck
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,8 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
     templates.env.globals.update(source_url=SOURCE_URL, version=VERSION)
     app.state.templates = templates
+    # Outermost first: refuse foreign hosts before anything else runs.
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(CsrfCookie)
     app.add_middleware(HostOriginCheck, allowed_hosts=settings.hosts)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount(
+        "/media",
+        MediaFiles(directory=settings.data_dir / "projects", check_dir=False),
+        name="media",
+    )
     app.include_router(api.router)
     app.include_router(pages.router)
     install_error_handlers(app)

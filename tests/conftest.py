@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 
@@ -37,6 +38,14 @@ async def stores(settings: Settings) -> AsyncIterator[Stores]:
         yield built
     finally:
         await built.close()
+
+
+async def arm_csrf(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """Fetch the CSRF token (its cookie lands in the client's jar) and send it on every request,
+    as ydc's own pages do."""
+    response = await client.get("/api/v1/csrf")
+    client.headers["X-CSRF-Token"] = response.json()["token"]
+    return client
 
 
 def make_image(width: int = 64, height: int = 48, seed: int = 0) -> np.ndarray:

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from app.services import projects as project_service
 from app.services import tasks as task_service
+from app.web.csrf import csrf_token, require_csrf
 from app.web.deps import StoresDep
 from app.web.schemas import ClassesUpdate, ClassOut, ProjectCreate, ProjectOut, TaskOut
 
-router = APIRouter(prefix="/api/v1", tags=["api"])
+router = APIRouter(prefix="/api/v1", tags=["api"], dependencies=[Depends(require_csrf)])
 
 # Bounded so an absurd id is a 422, not a database overflow.
 TaskId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+@router.get("/csrf")
+async def get_csrf_token(request: Request) -> dict[str, str]:
+    """The token to send in ``X-CSRF-Token`` with every state-changing request (the response
+    also sets the cookie it is checked against)."""
+    return {"token": csrf_token(request), "header": "X-CSRF-Token"}
 
 
 @router.get("/projects", response_model=list[ProjectOut])

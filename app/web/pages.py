@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.services.source import source_zip
+from app.web.csrf import require_csrf
 from app.web.deps import StoresDep, TemplatesDep
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(require_csrf)])
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)

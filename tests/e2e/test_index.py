@@ -30,6 +30,7 @@ def test_the_index_shows_a_project_its_export_task_and_the_source_link(
     live_server: str, page: Page
 ) -> None:
     with httpx.Client(base_url=live_server, timeout=10) as http:
+        http.headers["X-CSRF-Token"] = http.get("/api/v1/csrf").json()["token"]
         created = http.post(
             "/api/v1/projects", json={"name": "street-scenes", "classes": ["car", "bicycle"]}
         )

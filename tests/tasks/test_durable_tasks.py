@@ -27,6 +27,7 @@ from app.main import create_app
 from app.repositories import create_stores
 from app.services.tasks import start_export
 from app.tasks.runner import TaskRunner
+from tests.conftest import arm_csrf
 from tests.tasks.conftest import build_project, process_gone, wait_until
 
 FINISHED = {"succeeded", "failed", "cancelled"}
@@ -40,6 +41,7 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            await arm_csrf(client)
             yield app, client
 
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
+from tests.conftest import arm_csrf
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client that talks ASGI to ``app``."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield http
+        yield await arm_csrf(http)
 
 
 @pytest.fixture

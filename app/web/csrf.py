@@ -1,0 +1,72 @@
+"""CSRF protection by double submit: a random token in a SameSite cookie, echoed by every
+state-changing request in the ``csrf_token`` form field or the ``X-CSRF-Token`` header.
+
+Another site can make a browser send the cookie, but cannot read it or a page to learn the value
+it must echo (the Host check stops DNS rebinding). Scripts get the token from
+``GET /api/v1/csrf`` and send it back in the header with the cookie.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from http.cookies import SimpleCookie
+
+from fastapi import HTTPException, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+COOKIE = "ydc_csrf"
+HEADER = "x-csrf-token"
+FIELD = "csrf_token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def csrf_token(request: Request) -> str:
+    """The token pages embed (the cookie's value, or the one the middleware is about to set)."""
+    return str(request.scope.get("state", {}).get("csrf_token", ""))
+
+
+class CsrfCookie:
+    """Gives every client a token cookie and puts the token on ``request.state``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cookies: SimpleCookie = SimpleCookie()
+        for key, value in scope["headers"]:
+            if key == b"cookie":
+                cookies.load(value.decode("latin-1"))
+        existing = cookies.get(COOKIE)
+        token = existing.value if existing and len(existing.value) >= 32 else None
+        fresh = token is None
+        token = token or secrets.token_urlsafe(32)
+        scope.setdefault("state", {})["csrf_token"] = token
+
+        async def send_with_cookie(message: Message) -> None:
+            if fresh and message["type"] == "http.response.start":
+                cookie = f"{COOKIE}={token}; Path=/; SameSite=Strict; HttpOnly"
+                message["headers"] = [*message["headers"], (b"set-cookie", cookie.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+async def require_csrf(request: Request) -> None:
+    """Refuse (403) a state-changing request that does not echo the cookie's token."""
+    if request.method in SAFE_METHODS:
+        return
+    expected = request.cookies.get(COOKIE, "")
+    sent = request.headers.get(HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(FORM_TYPES):
+        sent = str((await request.form()).get(FIELD) or "")
+    if not expected or not sent or not hmac.compare_digest(expected, sent):
+        raise HTTPException(
+            403,
+            "The form's security token is missing or out of date: reload the page and try "
+            "again. (Scripts: send the token from GET /api/v1/csrf in the X-CSRF-Token header.)",
+        )
