@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.domain.errors import NotFound
-from app.domain.models import ClassInfo, DatasetInfo
+from app.domain.models import ClassInfo, ClassUsage, DatasetInfo
 from app.domain.stores import Stores
 
 
@@ -31,3 +31,32 @@ async def set_classes(stores: Stores, name: str, classes: list[str]) -> list[Cla
     """Replace the ordered class list (matching names keep their labels)."""
     await stores.dataset.update_classes(name, classes)
     return await stores.dataset.get_classes(name)
+
+
+async def add_class(stores: Stores, name: str, class_name: str) -> ClassInfo:
+    return await stores.dataset.add_class(name, class_name)
+
+
+async def rename_class(stores: Stores, name: str, class_id: int, new_name: str) -> ClassInfo:
+    return await stores.dataset.rename_class(name, class_id, new_name)
+
+
+async def recolour_class(stores: Stores, name: str, class_id: int, colour: str) -> ClassInfo:
+    return await stores.dataset.set_class_colour(name, class_id, colour)
+
+
+async def move_class(stores: Stores, name: str, class_id: int, position: int) -> list[ClassInfo]:
+    return await stores.dataset.move_class(name, class_id, position)
+
+
+async def class_usage(stores: Stores, name: str, class_id: int) -> ClassUsage:
+    """What deleting the class would take with it (shown before the user confirms)."""
+    return await stores.dataset.class_usage(name, class_id)
+
+
+async def merge_classes(stores: Stores, name: str, source_id: int, target_id: int) -> ClassUsage:
+    return await stores.dataset.merge_class(name, source_id, target_id)
+
+
+async def delete_class(stores: Stores, name: str, class_id: int) -> ClassUsage:
+    return await stores.dataset.delete_class(name, class_id)

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from app.domain.errors import YdcError
+from app.web.render import render
 
 
 def _wants_json(request: Request) -> bool:
@@ -17,9 +18,12 @@ def _wants_json(request: Request) -> bool:
 def _render(request: Request, status: int, message: str) -> Response:
     if _wants_json(request):
         return JSONResponse({"detail": message}, status_code=status)
-    templates = request.app.state.templates
-    return templates.TemplateResponse(
-        request, "pages/error.html", {"status": status, "message": message}, status_code=status
+    return render(
+        request,
+        "pages/error.html",
+        {"status": status, "message": message},
+        fragment="partials/_error.html",
+        status_code=status,
     )
 
 
