@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -58,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await stores.close()
 
     app = FastAPI(
+        docs_url=None,  # served below from vendored Swagger UI: no CDN
+        redoc_url=None,
         title="ydc — YOLO Dataset Creator",
         version=VERSION,
         lifespan=lifespan,
@@ -77,6 +81,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         MediaFiles(directory=settings.data_dir / "projects", check_dir=False),
         name="media",
     )
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} — API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
+
     app.include_router(api.router)
     app.include_router(pages.router)
     install_error_handlers(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -138,6 +139,11 @@ async def test_the_api_documentation_is_served_at_docs(client: httpx.AsyncClient
 
     assert response.status_code == 200
     assert "text/html" in response.headers["content-type"]
+    # Offline: Swagger UI comes from /static, never from a CDN.
+    sources = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+    assert sources and all(s.startswith("/static/swagger/") for s in sources), sources
+    for asset in sources:
+        assert (await client.get(asset)).status_code == 200
 
 
 async def test_the_openapi_schema_lists_the_api_paths(client: httpx.AsyncClient) -> None:
