@@ -21,7 +21,7 @@ from app.config import Settings
 from app.db.migrate import upgrade_to_head
 from app.repositories import create_stores
 from app.tasks.runner import TaskRunner
-from app.web import api, pages
+from app.web import api, pages, task_pages
 from app.web.csrf import CsrfCookie
 from app.web.errors import install_error_handlers
 from app.web.headers import SecurityHeaders
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         MediaFiles(directory=settings.data_dir / "projects", check_dir=False),
         name="media",
     )
+
     @app.get("/docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:
         return get_swagger_ui_html(
@@ -93,5 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(task_pages.router)
     install_error_handlers(app)
     return app

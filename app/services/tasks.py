@@ -1,4 +1,4 @@
-"""Task use cases: start an export, cancel, find a finished export's file."""
+"""Task use cases: start an export, cancel, look tasks up, find a finished export's file."""
 
 from __future__ import annotations
 
@@ -23,7 +23,23 @@ async def start_export(stores: Stores, name: str) -> TaskInfo:
 
 
 async def cancel_task(stores: Stores, task_id: int) -> TaskInfo:
+    """Cancel a queued task at once, ask a running one to stop; a finished one stays as it is."""
     return await stores.task.request_cancel(task_id)
+
+
+async def get_task(stores: Stores, task_id: int) -> TaskInfo:
+    """The task; ``NotFound`` for an unknown id."""
+    return await stores.task.get(task_id)
+
+
+async def recent_tasks(
+    stores: Stores, *, limit: int = 25, before_id: int | None = None
+) -> tuple[list[TaskInfo], int | None]:
+    """One page of tasks, newest first, and the ``before_id`` of the next older page (``None``
+    when this page is the last)."""
+    tasks = await stores.task.list(limit=limit + 1, before_id=before_id)
+    older = tasks[limit - 1].id if len(tasks) > limit else None
+    return tasks[:limit], older
 
 
 async def export_file(stores: Stores, task_id: int) -> Path:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from http.cookies import SimpleCookie
 
 from fastapi import HTTPException, Request
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 COOKIE = "ydc_csrf"
@@ -20,6 +20,16 @@ HEADER = "x-csrf-token"
 FIELD = "csrf_token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+MIN_TOKEN_LENGTH = 32  # a shorter cookie was not set by ydc: it is replaced, never trusted
+
+
+def _cookie_token(cookie_header: str) -> str | None:
+    """The token in a ``Cookie`` header, when there is one ydc could have set."""
+    # Starlette's parser, the one ``request.cookies`` uses: http.cookies.SimpleCookie gives up
+    # on the whole header at a cookie it dislikes (``prefs={"a": 1}`` from another app on
+    # localhost), and a new token on every response would stale the token a page holds.
+    token = cookie_parser(cookie_header).get(COOKIE, "")
+    return token if len(token) >= MIN_TOKEN_LENGTH else None
 
 
 def csrf_token(request: Request) -> str:
@@ -37,12 +47,10 @@ class CsrfCookie:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cookies: SimpleCookie = SimpleCookie()
-        for key, value in scope["headers"]:
-            if key == b"cookie":
-                cookies.load(value.decode("latin-1"))
-        existing = cookies.get(COOKIE)
-        token = existing.value if existing and len(existing.value) >= 32 else None
+        cookie_header = "; ".join(
+            value.decode("latin-1") for key, value in scope["headers"] if key == b"cookie"
+        )
+        token = _cookie_token(cookie_header)
         fresh = token is None
         token = token or secrets.token_urlsafe(32)
         scope.setdefault("state", {})["csrf_token"] = token
@@ -60,11 +68,12 @@ async def require_csrf(request: Request) -> None:
     """Refuse (403) a state-changing request that does not echo the cookie's token."""
     if request.method in SAFE_METHODS:
         return
-    expected = request.cookies.get(COOKIE, "")
+    expected = _cookie_token("; ".join(request.headers.getlist("cookie"))) or ""
     sent = request.headers.get(HEADER)
     if sent is None and request.headers.get("content-type", "").startswith(FORM_TYPES):
         sent = str((await request.form()).get(FIELD) or "")
-    if not expected or not sent or not hmac.compare_digest(expected, sent):
+    # Compared as bytes: compare_digest raises on a str with non-ASCII characters (a 500).
+    if not expected or not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
         raise HTTPException(
             403,
             "The form's security token is missing or out of date: reload the page and try "

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.domain.models import ClassInfo, DatasetInfo, TaskInfo
+from app.domain.models import ClassInfo, ClassUsage, DatasetInfo, TaskInfo
 
 
 class ProjectCreate(BaseModel):
@@ -17,6 +17,47 @@ class ProjectCreate(BaseModel):
 
 class ClassesUpdate(BaseModel):
     classes: list[str] = Field(description="The full ordered class list.")
+
+
+class ClassCreate(BaseModel):
+    name: str = Field(description="Unique in the project, ignoring case; one line.")
+    colour: str | None = Field(
+        None, description="``#rrggbb``; a distinct one is picked if left out."
+    )
+
+
+class ClassUpdate(BaseModel):
+    """Each field given is applied (rename, recolour, move); the others stay as they are."""
+
+    name: str | None = Field(None, description="The new name (labels keep pointing at the class).")
+    colour: str | None = Field(None, description="The new ``#rrggbb`` colour.")
+    index: int | None = Field(
+        None,
+        ge=0,
+        le=2**63 - 1,
+        description="The new YOLO index (0-based; past the end means last). Label files of the "
+        "images the shift touches are rewritten.",
+    )
+
+
+class ClassMerge(BaseModel):
+    into: int = Field(ge=1, le=2**63 - 1, description="The id of the class that takes the labels.")
+
+
+class ClassUsageOut(BaseModel):
+    """Boxes and suggestions of a class, and the images that would be left with no box."""
+
+    labels: int = Field(description="Accepted boxes.")
+    suggestions: int = Field(description="Pending suggestions.")
+    images_left_empty: int = Field(description="Images whose only accepted boxes are its.")
+
+    @classmethod
+    def of(cls, usage: ClassUsage) -> ClassUsageOut:
+        return cls(
+            labels=usage.labels,
+            suggestions=usage.suggestions,
+            images_left_empty=usage.images_left_empty,
+        )
 
 
 class ClassOut(BaseModel):

@@ -2,7 +2,9 @@
 
 A Host header ydc does not answer to is refused (DNS rebinding: a web page whose name resolves
 to 127.0.0.1 would otherwise read and change everything), and so is a state-changing request
-that a browser says comes from another site.
+that a browser says comes from another origin: another site, or another port of the same host
+(a page served by some other program on localhost shares ydc's cookies, since cookies ignore
+ports, and could plant a CSRF cookie of its choosing).
 """
 
 from __future__ import annotations
@@ -13,11 +15,40 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# What a browser says of a request's origin; ydc's own pages send "same-origin" (or "none" for
+# a request the user typed). "same-site" is another port or subdomain: not ydc.
+FOREIGN_FETCH_SITES = {"cross-site", "same-site"}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _hostname(value: str) -> str:
     """The host part of a Host header (``name``, ``name:port``, ``[::1]:port``)."""
     return (urlsplit(f"//{value}").hostname or "").lower()
+
+
+def _port(value: str, scheme: str = "") -> int | None:
+    """The port of a Host header or an Origin's netloc (the scheme's default when absent)."""
+    try:
+        port = urlsplit(f"//{value}").port
+    except ValueError:  # not a number, or out of range
+        return -1
+    return port if port is not None else DEFAULT_PORTS.get(scheme)
+
+
+def _foreign_origin(origin: str, host: str, allowed: set[str]) -> bool:
+    """Whether an Origin header names anything but ydc itself."""
+    parts = urlsplit(origin)
+    origin_host = _hostname(parts.netloc)
+    if origin_host not in allowed:
+        return True  # includes "null" (sandboxed frames, file: pages)
+    host_port = _port(host)
+    # The same name on another port is another origin. A Host without a port (a proxy that
+    # passes only the name) leaves the port unknown; Sec-Fetch-Site still catches it.
+    return (
+        origin_host == _hostname(host)
+        and host_port is not None
+        and _port(parts.netloc, parts.scheme.lower()) != host_port
+    )
 
 
 class HostOriginCheck:
@@ -30,14 +61,15 @@ class HostOriginCheck:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        host = _hostname(headers.get("host", ""))
+        host_header = headers.get("host", "")
+        host = _hostname(host_header)
         if host not in self.allowed:
             await _refuse(scope, receive, send, 400, f"ydc does not answer to host {host!r}.")
             return
         if scope["method"] not in SAFE_METHODS:
             origin = headers.get("origin")
-            cross_site = headers.get("sec-fetch-site") == "cross-site"
-            if cross_site or (origin and _hostname(urlsplit(origin).netloc) not in self.allowed):
+            foreign_site = headers.get("sec-fetch-site", "").lower() in FOREIGN_FETCH_SITES
+            if foreign_site or (origin and _foreign_origin(origin, host_header, self.allowed)):
                 await _refuse(
                     scope, receive, send, 403, "A request from another web site was refused."
                 )
