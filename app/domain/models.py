@@ -89,6 +89,16 @@ class ClassUsage:
 
 
 @dataclass
+class ProjectUsage:
+    """What deleting a project takes with it."""
+
+    images: int
+    labels: int
+    suggestions: int
+    models: int
+
+
+@dataclass
 class DatasetInfo:
     name: str
     path: Path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.domain.errors import NotFound
-from app.domain.models import ClassInfo, ClassUsage, DatasetInfo
+from app.domain.models import ClassInfo, ClassUsage, DatasetInfo, ProjectUsage
 from app.domain.stores import Stores
 
 
@@ -33,8 +33,48 @@ async def set_classes(stores: Stores, name: str, classes: list[str]) -> list[Cla
     return await stores.dataset.get_classes(name)
 
 
-async def add_class(stores: Stores, name: str, class_name: str) -> ClassInfo:
-    return await stores.dataset.add_class(name, class_name)
+async def add_class(
+    stores: Stores, name: str, class_name: str, colour: str | None = None
+) -> ClassInfo:
+    return await stores.dataset.add_class(name, class_name, colour=colour)
+
+
+async def update_class(
+    stores: Stores,
+    name: str,
+    class_id: int,
+    *,
+    new_name: str | None = None,
+    colour: str | None = None,
+    position: int | None = None,
+) -> ClassInfo:
+    """Rename, recolour and/or move a class in one unit of work: all of it or nothing."""
+    async with stores.unit_of_work() as uow:
+        if new_name is not None:
+            await stores.dataset.rename_class(name, class_id, new_name)
+        if colour is not None:
+            await stores.dataset.set_class_colour(name, class_id, colour)
+        if position is not None:
+            await stores.dataset.move_class(name, class_id, position)
+        await uow.commit()
+    classes = await stores.dataset.get_classes(name)
+    found = next((c for c in classes if c.id == class_id), None)
+    if found is None:
+        raise NotFound(f"Project {name!r} has no class with id {class_id}.")
+    return found
+
+
+async def project_usage(stores: Stores, name: str) -> ProjectUsage:
+    """What deleting the project would take with it (shown before the user confirms)."""
+    project = await get_project(stores, name)
+    usages = [await stores.dataset.class_usage(name, c.id) for c in project.class_details]
+    models = await stores.model.list(dataset=project.name)
+    return ProjectUsage(
+        images=sum(project.num_images.values()),
+        labels=sum(u.labels for u in usages),
+        suggestions=sum(u.suggestions for u in usages),
+        models=len(models),
+    )
 
 
 async def rename_class(stores: Stores, name: str, class_id: int, new_name: str) -> ClassInfo:

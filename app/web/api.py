@@ -7,9 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from app.domain.errors import NotFound
-from app.domain.models import ClassInfo
-from app.domain.validation import validate_colour
 from app.services import projects as project_service
 from app.services import tasks as task_service
 from app.web.csrf import csrf_token, require_csrf
@@ -75,30 +72,18 @@ async def put_classes(name: str, body: ClassesUpdate, stores: StoresDep) -> list
 @router.post("/projects/{name}/classes", response_model=ClassOut, status_code=201)
 async def add_class(name: str, body: ClassCreate, stores: StoresDep) -> ClassOut:
     """Append a class (last index)."""
-    # The store takes the colour in the same unit of work as the new class, so a bad colour
-    # adds nothing.
-    return ClassOut.of(await stores.dataset.add_class(name, body.name, colour=body.colour))
+    return ClassOut.of(await project_service.add_class(stores, name, body.name, body.colour))
 
 
 @router.patch("/projects/{name}/classes/{class_id}", response_model=ClassOut)
 async def update_class(
     name: str, class_id: ClassId, body: ClassUpdate, stores: StoresDep
 ) -> ClassOut:
-    """Rename, recolour and/or move a class; answers the class as it ends up."""
-    if body.colour is not None:
-        # Checked before the rename commits, so a bad colour leaves the name as it was too.
-        validate_colour(body.colour)
-    # Each step is its own unit of work; after the rename (which may refuse a taken name) the
-    # others can only fail on a class deleted meanwhile.
-    if body.name is not None:
-        await project_service.rename_class(stores, name, class_id, body.name)
-    if body.colour is not None:
-        await project_service.recolour_class(stores, name, class_id, body.colour)
-    if body.index is not None:
-        classes = await project_service.move_class(stores, name, class_id, body.index)
-    else:
-        classes = await stores.dataset.get_classes(name)
-    return ClassOut.of(_class_in(classes, class_id, name))
+    """Rename, recolour and/or move a class (all or nothing); answers the class as it ends up."""
+    updated = await project_service.update_class(
+        stores, name, class_id, new_name=body.name, colour=body.colour, position=body.index
+    )
+    return ClassOut.of(updated)
 
 
 @router.get("/projects/{name}/classes/{class_id}/usage", response_model=ClassUsageOut)
@@ -119,13 +104,6 @@ async def merge_class(
 async def delete_class(name: str, class_id: ClassId, stores: StoresDep) -> ClassUsageOut:
     """Delete the class with its boxes and suggestions; answers what went with it."""
     return ClassUsageOut.of(await project_service.delete_class(stores, name, class_id))
-
-
-def _class_in(classes: list[ClassInfo], class_id: int, project: str) -> ClassInfo:
-    for info in classes:
-        if info.id == class_id:
-            return info
-    raise NotFound(f"Project {project!r} has no class with id {class_id}.")
 
 
 @router.post("/projects/{name}/export", response_model=TaskOut, status_code=202)

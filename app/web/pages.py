@@ -64,16 +64,6 @@ class EditorError:
     value: str = ""
 
 
-@dataclass
-class ProjectUsage:
-    """What deleting a project takes with it."""
-
-    images: int
-    labels: int
-    suggestions: int
-    models: int
-
-
 def _class_lines(text: str) -> list[str]:
     """Class names from the textarea: one per line, blank lines ignored."""
     return [line for line in text.splitlines() if line.strip()]
@@ -186,22 +176,9 @@ async def project_page(request: Request, name: str, stores: StoresDep) -> HTMLRe
     )
 
 
-async def _project_usage(stores: StoresDep, project: DatasetInfo) -> ProjectUsage:
-    usages = [
-        await project_service.class_usage(stores, project.name, c.id) for c in project.class_details
-    ]
-    models = await stores.model.list(dataset=project.name)
-    return ProjectUsage(
-        images=sum(project.num_images.values()),
-        labels=sum(u.labels for u in usages),
-        suggestions=sum(u.suggestions for u in usages),
-        models=len(models),
-    )
-
-
 async def _confirm_project_delete(request: Request, stores: StoresDep, name: str) -> HTMLResponse:
     project = await project_service.get_project(stores, name)
-    usage = await _project_usage(stores, project)
+    usage = await project_service.project_usage(stores, project.name)
     return render(
         request,
         "pages/confirm_delete_project.html",
