@@ -13,6 +13,7 @@ import uvicorn
 
 from app.config import Settings
 from app.main import create_app
+from tests.e2e.support import LiveServer, LoopCapture
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -34,12 +35,14 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app (with its task runner) on a free port of 127.0.0.1; yields its base URL."""
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The app (with its task runner) on a free port of 127.0.0.1."""
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("e2e") / "data", run_tasks=True, log_level="WARNING"
     )
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    app = create_app(settings)
+    wrapped = LoopCapture(app)
+    server = uvicorn.Server(uvicorn.Config(wrapped, log_level="warning", interface="asgi3"))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -54,12 +57,19 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             assert thread.is_alive(), "uvicorn stopped before it started serving"
             assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
             time.sleep(0.05)
-        yield f"http://{host}:{port}"
+        assert wrapped.loop is not None, "the lifespan never ran"
+        yield LiveServer(f"http://{host}:{port}", app, wrapped.loop, settings.data_dir)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
         assert not thread.is_alive(), "uvicorn did not shut down within 30 s"
+
+
+@pytest.fixture(scope="session")
+def live_server(live: LiveServer) -> str:
+    """The live server's base URL."""
+    return live.url
 
 
 @pytest.fixture(scope="session")

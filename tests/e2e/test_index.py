@@ -1,4 +1,4 @@
-"""The index page in a real browser: projects, recent tasks and the footer."""
+"""The index page in a real browser: projects and the footer; its export on the tasks page."""
 
 from __future__ import annotations
 
@@ -47,12 +47,6 @@ def test_the_index_shows_a_project_its_export_task_and_the_source_link(
     expect(row).to_have_count(1)
     expect(row.locator("td.name")).to_have_text("street-scenes")
     expect(row.locator("td").nth(1)).to_have_text("car, bicycle")
-    expect(page.get_by_role("heading", name="Recent tasks")).to_be_visible()
-    task_row = page.locator("#tasks tbody tr", has_text="street-scenes")
-    expect(task_row).to_have_count(1)
-    expect(task_row.locator("td").first).to_have_text(str(task["id"]))
-    expect(task_row.locator("td").nth(1)).to_have_text("export")
-    expect(task_row.locator("td.status")).to_have_text("succeeded")
     source = page.locator("footer a", has_text="source code")
     expect(source).to_have_attribute("href", SOURCE_URL)
     expect(page.locator("footer a", has_text="AGPL")).to_have_count(1)
@@ -60,3 +54,13 @@ def test_the_index_shows_a_project_its_export_task_and_the_source_link(
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "index.png"), full_page=True)
+
+    # The recent tasks live on the tasks page, linked from the header.
+    page.get_by_role("navigation").get_by_role("link", name="Tasks").click()
+    expect(page).to_have_title("Tasks · ydc")
+    task_row = page.locator(f"#task-row-{task['id']}")
+    expect(task_row).to_have_count(1)
+    expect(task_row.locator("td.col-id")).to_have_text(f"#{task['id']}")
+    expect(task_row.locator("td.col-kind")).to_have_text("export")
+    expect(task_row.locator("td.col-project")).to_have_text("street-scenes")
+    expect(task_row.locator("td.col-status")).to_have_text("succeeded")
