@@ -24,6 +24,7 @@ from app.tasks.runner import TaskRunner
 from app.web import api, pages, task_pages
 from app.web.csrf import CsrfCookie
 from app.web.errors import install_error_handlers
+from app.web.formatting import TEMPLATE_GLOBALS
 from app.web.headers import SecurityHeaders
 from app.web.media import MediaFiles
 from app.web.security import HostOriginCheck
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "tasks. JSON API under /api/v1.",
     )
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
-    templates.env.globals.update(source_url=SOURCE_URL, version=VERSION)
+    templates.env.globals.update(source_url=SOURCE_URL, version=VERSION, **TEMPLATE_GLOBALS)
     app.state.templates = templates
     # Outermost first: refuse foreign hosts before anything else runs.
     app.add_middleware(SecurityHeaders)

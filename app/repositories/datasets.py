@@ -227,7 +227,10 @@ class SqlDatasetStore(DatasetStore):
     async def _class_row(self, session, project: Project, class_id: int) -> ProjectClass:  # type: ignore[no-untyped-def]
         row = await session.get(ProjectClass, class_id)
         if row is None or row.project_id != project.id:
-            raise NotFound(f"Project {project.name!r} has no class with id {class_id}.")
+            raise NotFound(
+                f"Project {project.name!r} has no class with id {class_id} (it may have been "
+                "deleted meanwhile): reload to see the current classes."
+            )
         return row  # type: ignore[no-any-return]
 
     async def _check_free(

@@ -60,7 +60,10 @@ async def update_class(
     classes = await stores.dataset.get_classes(name)
     found = next((c for c in classes if c.id == class_id), None)
     if found is None:
-        raise NotFound(f"Project {name!r} has no class with id {class_id}.")
+        raise NotFound(
+            f"Project {name!r} has no class with id {class_id} (it may have been deleted "
+            "meanwhile): reload to see the current classes."
+        )
     return found
 
 

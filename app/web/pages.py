@@ -10,7 +10,6 @@ goes to the global handler.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Request
@@ -31,27 +30,6 @@ DESCRIPTION_MAX = 2000  # as the API's ProjectCreate
 # Bounded so an absurd id is a 422, not a database overflow.
 ClassId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 FormText = Annotated[str, Form()]
-
-
-# --- view helpers ----------------------------------------------------------------------------
-
-
-def _when(timestamp: float) -> str:
-    """A timestamp as people read it (UTC, to the minute)."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _iso(timestamp: float) -> str:
-    """A timestamp for ``<time datetime>``."""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-
-
-def _plural(count: int, singular: str, plural: str | None = None) -> str:
-    """``1 label``, ``2 labels``."""
-    return f"{count} {singular if count == 1 else plural or singular + 's'}"
-
-
-HELPERS: dict[str, Any] = {"when": _when, "iso": _iso, "plural": _plural}
 
 
 @dataclass
@@ -84,7 +62,6 @@ def _create_error_field(error: Invalid, name: str, description: str) -> str:
 
 def _project_context(project: DatasetInfo, **extra: Any) -> dict[str, Any]:
     return {
-        **HELPERS,
         "nav": "projects",
         "project": project,
         "classes": project.class_details,
@@ -98,7 +75,10 @@ def _find_class(project: DatasetInfo, class_id: int) -> ClassInfo:
     for cls in project.class_details:
         if cls.id == class_id:
             return cls
-    raise NotFound(f"Project {project.name!r} has no class with id {class_id}.")
+    raise NotFound(
+        f"Project {project.name!r} has no class with id {class_id} (it may have been deleted "
+        "meanwhile): reload to see the current classes."
+    )
 
 
 # --- projects list ---------------------------------------------------------------------------
@@ -116,7 +96,6 @@ async def _projects_page(
 ) -> HTMLResponse:
     projects = await stores.dataset.list()
     context = {
-        **HELPERS,
         "nav": "projects",
         "projects": projects,
         "form": form or {"name": "", "classes": "", "description": ""},

@@ -7,7 +7,6 @@ until the task has finished (a finished panel carries no trigger, so polling sto
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -25,20 +24,6 @@ router = APIRouter(dependencies=[Depends(require_csrf)], include_in_schema=False
 TaskId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 PAGE_SIZE = 25
 PANEL = "tasks/_panel.html"
-
-
-def local_time(timestamp: float | None) -> str:
-    """A timestamp as the server's local date and time (what the list shows)."""
-    if timestamp is None:
-        return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
-
-
-def iso_time(timestamp: float | None) -> str:
-    """A timestamp for ``<time datetime>``."""
-    if timestamp is None:
-        return ""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 def _panel(request: Request, task: TaskInfo) -> HTMLResponse:
@@ -62,8 +47,6 @@ async def tasks_page(
         "older": older,
         "before_id": before_id,
         "any_unfinished": any(not t.finished for t in tasks),
-        "local_time": local_time,
-        "iso_time": iso_time,
     }
     return render(request, "pages/tasks.html", context, fragment="tasks/_list.html")
 

@@ -172,7 +172,7 @@ def test_exporting_from_the_project_page_shows_progress_to_the_end_and_a_working
     expect(panel).not_to_have_attribute("hx-trigger", re.compile(".*"))
     shoot(page, "project-exported")
 
-    link = panel.get_by_role("link", name=re.compile(r"^Download "))
+    link = panel.get_by_role("link", name="Download zip")
     with page.expect_download() as info:
         link.click()
     download = info.value

@@ -213,7 +213,8 @@ async def test_a_succeeded_export_panel_links_to_the_download_with_its_name_size
 
     link = panel.find("div", class_="task-download").find("a")
     assert link.attrs["href"] == f"/api/v1/tasks/{task.id}/download"
-    assert "birds.zip" in link.text()
+    assert link.attrs["download"] == "birds.zip"
+    assert panel.find("span", class_="task-file").text() == "birds.zip"
     assert panel.find("span", class_="task-size").text() == "12.3 kB"
     assert panel.find("li", class_="count-images").text() == "3 images"
     assert panel.find("li", class_="count-boxes").text() == "7 boxes"
@@ -264,7 +265,8 @@ async def test_an_export_run_by_the_task_runner_ends_in_a_panel_whose_link_downl
     assert panel.find("span", class_="task-status").text() == "succeeded", panel.text()
     assert not polls(panel)
     link = panel.find("div", class_="task-download").find("a")
-    assert "birds.zip" in link.text()
+    assert link.attrs["download"] == "birds.zip"
+    assert panel.find("span", class_="task-file").text() == "birds.zip"
     assert panel.find("li", class_="count-images").text() == "1 image"
     assert panel.find("li", class_="count-boxes").text() == "1 box"
     assert panel.find("span", class_="count-unlabelled").text() == "1 unlabelled"
