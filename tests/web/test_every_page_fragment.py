@@ -1,0 +1,53 @@
+"""Every HTML page: the full page normally and on a history restore, only its fragment for an
+htmx request, and ``Vary: HX-Request`` on all three (so a cache never mixes them up)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+PAGES = [
+    "/",
+    "/projects/birds",
+    "/projects/birds/delete",
+    "/projects/birds/classes/{gull}/delete",
+    "/tasks",
+    "/tasks/{task}",
+    "/no-such-page",
+]
+
+
+@pytest.fixture
+async def seeded(app: FastAPI) -> dict[str, int]:
+    stores = app.state.stores
+    info = await stores.dataset.create("birds", ["gull", "crow"])
+    task = await stores.task.enqueue("export", {}, dataset="birds")
+    return {"gull": info.class_details[0].id, "task": task.id}
+
+
+def _has_document(html: str) -> bool:
+    lowered = html.lower()
+    return "<html" in lowered or "<!doctype" in lowered
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_a_page_is_whole_for_browsers_and_a_fragment_for_htmx(
+    client: httpx.AsyncClient, seeded: dict[str, int], path: str
+) -> None:
+    url = path.format(**seeded)
+
+    full = await client.get(url)
+    fragment = await client.get(url, headers={"HX-Request": "true"})
+    restore = await client.get(
+        url, headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+
+    assert full.status_code == fragment.status_code == restore.status_code
+    for response in (full, fragment, restore):
+        assert response.headers["content-type"].startswith("text/html")
+        assert "HX-Request" in response.headers.get("vary", ""), url
+    assert _has_document(full.text)
+    assert _has_document(restore.text)
+    assert not _has_document(fragment.text)
+    assert fragment.text.strip()
