@@ -132,6 +132,37 @@ class ImageInfo:
     created_at: float = 0.0
 
 
+class ImageState(StrEnum):
+    """Grid filters on an image's labelling state."""
+
+    LABELLED = "labelled"  # accepted boxes or "no objects"
+    UNLABELLED = "unlabelled"
+    NO_OBJECTS = "no_objects"
+    SUGGESTIONS = "suggestions"  # has pending suggestions
+    MISSING = "missing"  # its file is gone from disk
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    """Filters of the image grid; they combine (AND)."""
+
+    split: str | None = None
+    state: ImageState | None = None
+    class_id: int | None = None  # stable id of a class among the image's accepted boxes
+    name: str | None = None  # part of the file name, ignoring case
+
+
+@dataclass
+class IngestResult:
+    """What became of one uploaded file."""
+
+    original_name: str
+    status: str  # "stored" | "duplicate" | "refused"
+    filename: str | None = None
+    split: str | None = None
+    reason: str | None = None  # why it was refused, or the existing name of a duplicate
+
+
 @dataclass
 class LabelData:
     filename: str

@@ -28,6 +28,7 @@ from app.domain.models import (
     ClassUsage,
     DatasetInfo,
     ExportResult,
+    ImageFilter,
     ImageInfo,
     ModelInfo,
     SessionInfo,
@@ -242,6 +243,44 @@ class ImageStore(ABC):
     @abstractmethod
     async def exists(self, dataset: str, split: str, filename: str) -> bool:
         """Whether the image is stored in that split."""
+
+    @abstractmethod
+    async def search(
+        self,
+        dataset: str,
+        filters: ImageFilter | None = None,
+        *,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> builtins.list[ImageInfo]:
+        """Images matching every filter, in id order, ``limit`` after ``after_id`` (keyset
+        pagination). Raises ``NotFound`` (project), ``Invalid`` (split, class of another
+        project)."""
+
+    @abstractmethod
+    async def count(self, dataset: str, filters: ImageFilter | None = None) -> int:
+        """How many images match the filters (one SQL count)."""
+
+    @abstractmethod
+    async def thumbnail(self, dataset: str, filename: str) -> Path:
+        """The image's thumbnail (about 256 px on the long side, upright, keyed by sha256),
+        made again if it is missing. Raises ``NotFound``."""
+
+    @abstractmethod
+    async def move_many(self, dataset: str, filenames: builtins.list[str], to_split: str) -> int:
+        """Move images (with their label files) to a split and pin them, in one unit of work;
+        returns how many changed split. ``NotFound`` if any name is unknown (nothing moves)."""
+
+    @abstractmethod
+    async def delete_many(self, dataset: str, filenames: builtins.list[str]) -> int:
+        """Delete images with their labels and files, in one unit of work; returns how many.
+        ``NotFound`` if any name is unknown (nothing is deleted)."""
+
+    @abstractmethod
+    async def rebalance(self, dataset: str) -> dict[str, int]:
+        """Draw the split of every unpinned image again from its hash and the project's ratios
+        (near-duplicates share a split); pinned images stay. Returns how many images each split
+        holds afterwards."""
 
 
 class LabelStore(ABC):

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import IO
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import and_, exists, func, or_, select
 
-from app.db.models import CaptureSession, Image, Project
+from app.db.models import CaptureSession, Image, Label, Project
 from app.db.uow import Database
 from app.domain.errors import DuplicateImage, Invalid, NotFound
-from app.domain.models import ImageInfo
+from app.domain.models import ImageFilter, ImageInfo, ImageState, LabelStatus
+from app.domain.splits import draw_split
 from app.domain.stores import ImageStore
 from app.domain.validation import safe_filename, validate_split
 from app.repositories.common import (
@@ -23,6 +25,7 @@ from app.repositories.common import (
     image_row,
     now,
     project_by_name,
+    split_counts,
     stem_key,
 )
 from app.repositories.files import (
@@ -32,10 +35,17 @@ from app.repositories.files import (
     move_file,
     place_new,
     quarantine,
+    replace_atomically,
     stage,
     unlink_quietly,
 )
-from app.repositories.imaging import Decoded, decode_file, encode_frame, read_image
+from app.repositories.imaging import (
+    Decoded,
+    decode_file,
+    encode_frame,
+    make_thumbnail,
+    read_image,
+)
 from app.repositories.mirror import schedule_label_mirror
 
 MAX_SUFFIX_TRIES = 10_000
@@ -298,3 +308,131 @@ class SqlImageStore(ImageStore):
             except NotFound:
                 return False
         return True
+
+    # --- the grid and bulk actions -------------------------------------------------------------
+
+    def _filtered(self, project: Project, filters: ImageFilter | None):  # type: ignore[no-untyped-def]
+        """The WHERE clauses of a grid filter (every part combines with AND)."""
+        clauses = [Image.project_id == project.id]
+        if filters is None:
+            return clauses
+        if filters.split is not None:
+            clauses.append(Image.split == validate_split(filters.split))
+        accepted = has_accepted_labels()
+        if filters.state == ImageState.LABELLED:
+            clauses.append(or_(accepted, Image.no_objects))
+        elif filters.state == ImageState.UNLABELLED:
+            clauses.append(and_(~accepted, ~Image.no_objects))
+        elif filters.state == ImageState.NO_OBJECTS:
+            clauses.append(Image.no_objects.is_(True))
+        elif filters.state == ImageState.SUGGESTIONS:
+            clauses.append(
+                exists().where(Label.image_id == Image.id, Label.status == LabelStatus.PENDING)
+            )
+        elif filters.state == ImageState.MISSING:
+            clauses.append(Image.missing.is_(True))
+        if filters.class_id is not None:
+            clauses.append(
+                exists().where(
+                    Label.image_id == Image.id,
+                    Label.class_id == filters.class_id,
+                    Label.status == LabelStatus.ACCEPTED,
+                )
+            )
+        if filters.name:
+            clauses.append(Image.filename.icontains(filters.name, autoescape=True))
+        return clauses
+
+    async def search(
+        self,
+        dataset: str,
+        filters: ImageFilter | None = None,
+        *,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> builtins.list[ImageInfo]:
+        async with self._db.reader() as session:
+            project = await project_by_name(session, dataset)
+            query = (
+                select(Image, has_accepted_labels().label("labelled"))
+                .where(*self._filtered(project, filters))
+                .order_by(Image.id)
+                .limit(limit)
+            )
+            if after_id is not None:
+                query = query.where(Image.id > after_id)
+            rows = (await session.execute(query)).all()
+        return [
+            image_info(self._layout, project.name, row, bool(labelled) or row.no_objects)
+            for row, labelled in rows
+        ]
+
+    async def count(self, dataset: str, filters: ImageFilter | None = None) -> int:
+        async with self._db.reader() as session:
+            project = await project_by_name(session, dataset)
+            total = await session.scalar(
+                select(func.count()).select_from(Image).where(*self._filtered(project, filters))
+            )
+        return int(total or 0)
+
+    async def thumbnail(self, dataset: str, filename: str) -> Path:
+        async with self._db.reader() as session:
+            project, row = await image_row(session, dataset, filename)
+        thumb = self._layout.thumb(project.name, row.sha256)
+        if not thumb.exists():
+            source = self._layout.image(project.name, row.split, row.filename)
+            if not source.exists():
+                raise NotFound(f"The file of image {filename!r} is missing.")
+            data = await asyncio.to_thread(make_thumbnail, source)
+            staged = await asyncio.to_thread(stage, self._layout, data)
+            try:
+                # Content-addressed: whoever wrote it first wrote the same bytes.
+                await asyncio.to_thread(replace_atomically, staged.path, thumb)
+            finally:
+                unlink_quietly(staged.path)
+        return thumb
+
+    async def move_many(self, dataset: str, filenames: builtins.list[str], to_split: str) -> int:
+        validate_split(to_split)
+        moved = 0
+        async with self._db.unit() as uow:
+            for filename in filenames:
+                project, row = await image_row(uow.session, dataset, filename)
+                moved += row.split != to_split
+                await self._move_row(uow, project, row, to_split)
+            await uow.commit()
+        return moved
+
+    async def delete_many(self, dataset: str, filenames: builtins.list[str]) -> int:
+        async with self._db.unit() as uow:
+            for filename in filenames:
+                await image_row(uow.session, dataset, filename)  # NotFound before any delete
+            for filename in filenames:
+                await self.delete(dataset, (await self.get(dataset, filename)).split, filename)
+            await uow.commit()
+        return len(filenames)
+
+    async def rebalance(self, dataset: str) -> dict[str, int]:
+        async with self._db.unit() as uow:
+            project = await project_by_name(uow.session, dataset)
+            ratios = {
+                "train": project.train_ratio,
+                "val": project.val_ratio,
+                "test": project.test_ratio,
+            }
+            rows = await uow.session.scalars(
+                select(Image).where(Image.project_id == project.id, ~Image.split_pinned)
+            )
+            for row in rows:
+                wanted = draw_split(row.sha256, ratios)
+                if wanted != row.split:
+                    await self._move_row(uow, project, row, wanted)
+                    row.split_pinned = False  # a redraw is not a manual move
+            await uow.commit()
+        counts = await self.count_by_split(dataset)
+        return counts
+
+    async def count_by_split(self, dataset: str) -> dict[str, int]:
+        async with self._db.reader() as session:
+            project = await project_by_name(session, dataset)
+            return (await split_counts(session, [project.id]))[project.id]

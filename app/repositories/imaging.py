@@ -94,3 +94,22 @@ def read_image(path: Path) -> np.ndarray | None:
     if data.size == 0:
         return None
     return cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+
+THUMB_LONG_SIDE = 256
+
+
+def make_thumbnail(path: Path) -> bytes:
+    """A JPEG about 256 px on its long side, upright (EXIF applied, as OpenCV decodes)."""
+    image = read_image(path)
+    if image is None:
+        raise Invalid("The image cannot be decoded to make its thumbnail.")
+    height, width = image.shape[:2]
+    scale = THUMB_LONG_SIDE / max(height, width)
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        raise Invalid("The thumbnail could not be encoded.")
+    return buf.tobytes()
