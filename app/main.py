@@ -72,10 +72,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
     templates.env.globals.update(source_url=SOURCE_URL, version=VERSION, **TEMPLATE_GLOBALS)
     app.state.templates = templates
-    # Outermost first: refuse foreign hosts before anything else runs.
-    app.add_middleware(SecurityHeaders)
+    # add_middleware wraps: the last added runs first. Security headers go on every answer
+    # (refusals and 500s included); foreign hosts are refused before the app sees them.
     app.add_middleware(CsrfCookie)
     app.add_middleware(HostOriginCheck, allowed_hosts=settings.hosts)
+    app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(
         "/media",

@@ -1,5 +1,9 @@
-// ydc's small page script: say so when an htmx request fails (htmx 2 does not swap 4xx/5xx
-// responses other than 422, so without this a failed click would look like nothing happened).
+// ydc's small page script.
+// - Say so when an htmx request fails: htmx 2 swaps only 2xx and 422 answers, and a generic
+//   error answered with "HX-Reswap: none" is not swapped either, so without this a failed click
+//   would look like nothing happened.
+// - Back off a polling element (a task panel) while the server does not answer, instead of
+//   asking every second and showing the same message forever.
 (function () {
   "use strict";
 
@@ -24,10 +28,39 @@
     show.timer = setTimeout(function () { box.hidden = true; }, 8000);
   }
 
-  document.addEventListener("htmx:responseError", function (event) {
-    show(messageOf(event.detail.xhr));
+  function polls(element) {
+    return /\bevery\b/.test(element.getAttribute("hx-trigger") || "");
+  }
+
+  // Returns true when the failure should be shown (the first of a run for a poller).
+  function failed(element) {
+    if (!element || !polls(element)) return true;
+    var failures = Number(element.dataset.failures || 0) + 1;
+    element.dataset.failures = String(failures);
+    element.dataset.retryAt = String(Date.now() + Math.min(30000, 1000 * Math.pow(2, failures)));
+    return failures === 1;
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var element = event.detail.elt;
+    if (polls(element) && Number(element.dataset.retryAt || 0) > Date.now()) {
+      event.preventDefault();
+    }
   });
-  document.addEventListener("htmx:sendError", function () {
-    show("The server could not be reached. Is ydc still running?");
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var xhr = event.detail.xhr;
+    var element = event.detail.elt;
+    if (!xhr || xhr.status === 0) return; // htmx:sendError handles these
+    if (xhr.status < 400) {
+      if (element && element.dataset) delete element.dataset.failures;
+      return;
+    }
+    var swapped = xhr.status === 422 && xhr.getResponseHeader("HX-Reswap") !== "none";
+    if (!swapped && failed(element)) show(messageOf(xhr));
+  });
+
+  document.addEventListener("htmx:sendError", function (event) {
+    if (failed(event.detail.elt)) show("The server could not be reached. Is ydc still running?");
   });
 })();

@@ -9,6 +9,7 @@ it must echo (the Host check stops DNS rebinding). Scripts get the token from
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 
 from fastapi import HTTPException, Request
@@ -20,7 +21,9 @@ HEADER = "x-csrf-token"
 FIELD = "csrf_token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-MIN_TOKEN_LENGTH = 32  # a shorter cookie was not set by ydc: it is replaced, never trusted
+# What secrets.token_urlsafe(32) gives; anything else was not set by ydc (another app on the
+# same host name can set cookies too): it is replaced, never trusted, never put in a page.
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 def _cookie_token(cookie_header: str) -> str | None:
@@ -29,7 +32,7 @@ def _cookie_token(cookie_header: str) -> str | None:
     # on the whole header at a cookie it dislikes (``prefs={"a": 1}`` from another app on
     # localhost), and a new token on every response would stale the token a page holds.
     token = cookie_parser(cookie_header).get(COOKIE, "")
-    return token if len(token) >= MIN_TOKEN_LENGTH else None
+    return token if TOKEN_SHAPE.fullmatch(token) else None
 
 
 def csrf_token(request: Request) -> str:
@@ -57,7 +60,7 @@ class CsrfCookie:
 
         async def send_with_cookie(message: Message) -> None:
             if fresh and message["type"] == "http.response.start":
-                cookie = f"{COOKIE}={token}; Path=/; SameSite=Strict; HttpOnly"
+                cookie = f"{COOKIE}={token}; Path=/; SameSite=Lax; HttpOnly"
                 message["headers"] = [*message["headers"], (b"set-cookie", cookie.encode())]
             await send(message)
 

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from app.domain.errors import YdcError
-from app.web.render import render
+from app.web.render import is_htmx, render
 
 
 def _wants_json(request: Request) -> bool:
@@ -18,13 +18,18 @@ def _wants_json(request: Request) -> bool:
 def _render(request: Request, status: int, message: str) -> Response:
     if _wants_json(request):
         return JSONResponse({"detail": message}, status_code=status)
-    return render(
+    response = render(
         request,
         "pages/error.html",
         {"status": status, "message": message},
         fragment="partials/_error.html",
         status_code=status,
     )
+    if is_htmx(request):
+        # Never swap a generic error over the element that asked (htmx swaps 422s, for the
+        # forms that answer with themselves); static/app.js shows the message instead.
+        response.headers["HX-Reswap"] = "none"
+    return response
 
 
 def _field(loc: tuple[object, ...]) -> str:

@@ -23,7 +23,10 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def _hostname(value: str) -> str:
     """The host part of a Host header (``name``, ``name:port``, ``[::1]:port``)."""
-    return (urlsplit(f"//{value}").hostname or "").lower()
+    try:
+        return (urlsplit(f"//{value}").hostname or "").lower()
+    except ValueError:  # "[::1" and the like: no host ydc answers to
+        return ""
 
 
 def _port(value: str, scheme: str = "") -> int | None:
@@ -35,20 +38,20 @@ def _port(value: str, scheme: str = "") -> int | None:
     return port if port is not None else DEFAULT_PORTS.get(scheme)
 
 
-def _foreign_origin(origin: str, host: str, allowed: set[str]) -> bool:
-    """Whether an Origin header names anything but ydc itself."""
-    parts = urlsplit(origin)
+def _foreign_origin(origin: str, host: str) -> bool:
+    """Whether an Origin header names anything but the origin the request was sent to: another
+    name (even another loopback name) or another port is another site to a browser."""
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return True
     origin_host = _hostname(parts.netloc)
-    if origin_host not in allowed:
+    if not origin_host or origin_host != _hostname(host):
         return True  # includes "null" (sandboxed frames, file: pages)
     host_port = _port(host)
-    # The same name on another port is another origin. A Host without a port (a proxy that
-    # passes only the name) leaves the port unknown; Sec-Fetch-Site still catches it.
-    return (
-        origin_host == _hostname(host)
-        and host_port is not None
-        and _port(parts.netloc, parts.scheme.lower()) != host_port
-    )
+    # A Host without a port (a proxy that passes only the name) leaves the port unknown;
+    # Sec-Fetch-Site still catches another port there.
+    return host_port is not None and _port(parts.netloc, parts.scheme.lower()) != host_port
 
 
 class HostOriginCheck:
@@ -69,7 +72,7 @@ class HostOriginCheck:
         if scope["method"] not in SAFE_METHODS:
             origin = headers.get("origin")
             foreign_site = headers.get("sec-fetch-site", "").lower() in FOREIGN_FETCH_SITES
-            if foreign_site or (origin and _foreign_origin(origin, host_header, self.allowed)):
+            if foreign_site or (origin and _foreign_origin(origin, host_header)):
                 await _refuse(
                     scope, receive, send, 403, "A request from another web site was refused."
                 )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -265,7 +266,8 @@ async def test_the_first_response_sets_a_strict_http_only_cookie(bare: httpx.Asy
 
     cookie = _set_cookie(response)[COOKIE]
     assert len(cookie.value) >= 32
-    assert cookie["samesite"] == "Strict"
+    # Lax: Strict would drop it on a link from another site and stale the open tabs.
+    assert cookie["samesite"] == "Lax"
     assert cookie["httponly"] is True
     assert cookie["path"] == "/"
 
@@ -300,3 +302,18 @@ async def test_another_apps_odd_cookie_does_not_replace_the_token(
 
         assert response.json()["token"] == token, odd
         assert "set-cookie" not in response.headers, odd
+
+
+async def test_a_planted_cookie_of_another_shape_never_reaches_a_page(
+    app: FastAPI,
+) -> None:
+    planted = "x" * 43 + '", "HX-Foo": "1'
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        http.cookies.set(COOKIE, planted)
+        response = await http.get("/")
+    assert planted not in response.text
+    assert "HX-Foo" not in response.text
+    fresh = _set_cookie(response)[COOKIE].value
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", fresh)
+    assert fresh in response.text

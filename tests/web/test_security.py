@@ -211,3 +211,37 @@ async def test_the_index_page_is_html_with_the_content_policy(client: httpx.Asyn
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "'unsafe-eval'" not in response.headers["content-security-policy"]
+
+
+async def test_a_malformed_host_or_origin_is_refused_not_a_crash(
+    client: httpx.AsyncClient,
+) -> None:
+    bad_host = await client.get("/api/v1/projects", headers={"host": "[::1"})
+    assert bad_host.status_code == 400
+    bad_origin = await client.post(
+        "/api/v1/projects", json={"name": "x", "classes": []}, headers={"origin": "http://["}
+    )
+    assert bad_origin.status_code == 403
+
+
+async def test_another_loopback_name_is_another_site(client: httpx.AsyncClient) -> None:
+    # A page on localhost:3000 writing to 127.0.0.1:8000 is cross-site to a browser.
+    response = await client.post(
+        "/api/v1/projects",
+        json={"name": "planted", "classes": []},
+        headers={"host": "127.0.0.1:8000", "origin": "http://localhost:3000"},
+    )
+    assert response.status_code == 403
+
+
+async def test_refusals_carry_the_security_headers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/", headers={"host": "evil.example"})
+    assert response.status_code == 400
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+async def test_a_generic_error_is_never_swapped_into_the_page(client: httpx.AsyncClient) -> None:
+    response = await client.get("/projects/ghost", headers={"HX-Request": "true"})
+    assert response.status_code == 404
+    assert response.headers["hx-reswap"] == "none"
