@@ -101,6 +101,8 @@ class Image(Base):
         Index("uq_image_sha256", "project_id", "sha256", unique=True),
         Index("ix_image_project_missing", "project_id", "missing"),
         Index("ix_image_session", "session_id"),
+        # Near-duplicate lookup by pigeonhole: see app.repositories.imaging.PHASH_BANDS.
+        *(Index(f"ix_image_phash_b{i}", "project_id", f"phash_b{i}") for i in range(5)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -112,6 +114,13 @@ class Image(Base):
     stem_key: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64))
     phash: Mapped[str | None] = mapped_column(String(16))
+    # The 64-bit phash cut into 5 bands of 13/13/13/13/12 bits: two hashes within Hamming
+    # distance 4 agree on at least one whole band, so near-duplicates are found by index.
+    phash_b0: Mapped[int | None] = mapped_column(Integer)
+    phash_b1: Mapped[int | None] = mapped_column(Integer)
+    phash_b2: Mapped[int | None] = mapped_column(Integer)
+    phash_b3: Mapped[int | None] = mapped_column(Integer)
+    phash_b4: Mapped[int | None] = mapped_column(Integer)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(BigInteger)

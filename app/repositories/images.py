@@ -1,21 +1,32 @@
-"""``ImageStore`` on SQLAlchemy: rows index the bytes under ``projects/<name>/images/<split>/``."""
+"""``ImageStore`` on SQLAlchemy: rows index the bytes under ``projects/<name>/images/<split>/``.
+
+Ingest is two steps so the write lock is held only briefly: ``prepare`` stages the bytes and
+their thumbnail in ``tmp/`` (fsynced), hashes and decodes them, with no transaction open;
+``register`` then, inside one unit, links both into place (never overwriting), inserts the row and
+commits; a unit that rolls back unlinks exactly the files it linked. A new image without a named
+split joins the split of its nearest near-duplicate in the project, or else takes the split its
+sha256 draws.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-from dataclasses import dataclass
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import CaptureSession, Image, Label, Project
+from app.db.models import CaptureSession, Image, Label, Project, ProjectClass
 from app.db.uow import Database
 from app.domain.errors import DuplicateImage, Invalid, NotFound
-from app.domain.models import ImageFilter, ImageInfo, ImageState, LabelStatus
+from app.domain.models import SPLITS, ImageFilter, ImageInfo, ImageState, LabelStatus
 from app.domain.splits import draw_split
 from app.domain.stores import ImageStore
 from app.domain.validation import safe_filename, validate_split
@@ -40,30 +51,114 @@ from app.repositories.files import (
     unlink_quietly,
 )
 from app.repositories.imaging import (
+    NEAR_DUPLICATE_DISTANCE,
+    PHASH_BAND_BITS,
     Decoded,
     decode_file,
     encode_frame,
+    hamming,
     make_thumbnail,
+    near_duplicate_groups,
+    phash_bands,
     read_image,
 )
-from app.repositories.mirror import schedule_label_mirror
+from app.repositories.mirror import schedule_label_mirror, schedule_label_mirrors
 
 MAX_SUFFIX_TRIES = 10_000
 SUFFIX_CHUNK = 50
+REBALANCE_CHUNK = 500
+BAND_COLUMNS = tuple(getattr(Image, f"phash_b{i}") for i in range(len(PHASH_BAND_BITS)))
 
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """Bytes checked and staged in ``tmp/``, not yet an image of any project."""
+    """Bytes checked and staged in ``tmp/`` with their thumbnail, not yet an image of any
+    project."""
 
     name: str
     staged: Staged
     decoded: Decoded
+    thumb: Staged | None = None
 
 
 def discard(prepared: PreparedImage) -> None:
-    """Remove the staged bytes if ``register`` did not take them."""
+    """Remove the staged files that ``register`` did not take."""
     unlink_quietly(prepared.staged.path)
+    if prepared.thumb is not None:
+        unlink_quietly(prepared.thumb.path)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Where ``register`` puts an image."""
+
+    project_id: int
+    project_name: str
+    split: str
+    filename: str
+    final: Path
+
+
+class Neighbour(NamedTuple):
+    """An image a new one must be checked against: same bytes, same stem or a shared band."""
+
+    id: int
+    filename: str
+    stem_key: str
+    sha256: str
+    phash: str | None
+    split: str
+
+
+def nearest_duplicate(candidates: Iterable[Neighbour], phash: str | None) -> str | None:
+    """The split of the candidate nearest to ``phash`` within ``NEAR_DUPLICATE_DISTANCE``
+    (the oldest on a tie), or ``None``."""
+    if phash is None:
+        return None
+    best: tuple[int, int, str] | None = None
+    for candidate in candidates:
+        if candidate.phash is None:
+            continue
+        distance = hamming(phash, candidate.phash)
+        if distance <= NEAR_DUPLICATE_DISTANCE and (
+            best is None or (distance, candidate.id) < best[:2]
+        ):
+            best = (distance, candidate.id, candidate.split)
+    return best[2] if best else None
+
+
+def project_ratios(project: Project) -> dict[str, float]:
+    return {"train": project.train_ratio, "val": project.val_ratio, "test": project.test_ratio}
+
+
+def band_values(phash: str | None) -> dict[str, int | None]:
+    """The row's band columns for ``phash``."""
+    return {column.key: band for column, band in zip(BAND_COLUMNS, phash_bands(phash), strict=True)}
+
+
+def rebalanced_splits(
+    rows: Iterable[tuple[int, str, str | None, str, bool]], ratios: dict[str, float]
+) -> dict[int, str]:
+    """Where every unpinned image goes on a rebalance; rows are (id, sha256, phash, split,
+    pinned).
+
+    A lone image goes where its sha256 draws. A near-duplicate group moves as one: to the split
+    of its first pinned member when it has one (a manual choice wins), else to the split its
+    first image's sha256 draws (the image the others joined at ingest, so a rebalance with
+    unchanged ratios moves nothing).
+    """
+    rows = builtins.list(rows)
+    by_id = {row[0]: row for row in rows}
+    wanted = {
+        image_id: draw_split(sha, ratios) for image_id, sha, _, _, pinned in rows if not pinned
+    }
+    for group in near_duplicate_groups((row[0], row[2]) for row in rows):
+        pinned = [i for i in group if by_id[i][4]]
+        target = by_id[pinned[0]][3] if pinned else draw_split(by_id[group[0]][1], ratios)
+        for image_id in group:
+            if image_id in wanted:
+                wanted[image_id] = target
+    return wanted
 
 
 class SqlImageStore(ImageStore):
@@ -78,13 +173,15 @@ class SqlImageStore(ImageStore):
     async def save(
         self,
         dataset: str,
-        split: str,
+        split: str | None,
         filename: str,
         image: np.ndarray,
         *,
         session_id: int | None = None,
     ) -> ImageInfo:
-        validate_split(split)
+        """As the ABC says; ``split=None`` draws it (see ``register``)."""
+        if split is not None:
+            validate_split(split)
         name = safe_filename(filename)
         data = await asyncio.to_thread(encode_frame, image, Path(name).suffix)
         prepared = await self.prepare(name, data)
@@ -96,13 +193,15 @@ class SqlImageStore(ImageStore):
     async def save_file(
         self,
         dataset: str,
-        split: str,
+        split: str | None,
         filename: str,
         source: Path | IO[bytes],
         *,
         session_id: int | None = None,
     ) -> ImageInfo:
-        validate_split(split)
+        """As the ABC says; ``split=None`` draws it (see ``register``)."""
+        if split is not None:
+            validate_split(split)
         prepared = await self.prepare(filename, source)
         try:
             return await self.register(dataset, split, prepared, session_id=session_id)
@@ -110,83 +209,156 @@ class SqlImageStore(ImageStore):
             discard(prepared)
 
     async def prepare(self, filename: str, source: Path | IO[bytes] | bytes) -> PreparedImage:
-        """Stage, hash and check the bytes, with no transaction open (the slow part of a save).
+        """Stage, hash and check the bytes and stage their thumbnail, with no transaction open
+        (the slow part of a save).
 
         The caller ``register``s the result, then ``discard``s it either way.
         """
         name = safe_filename(filename)
+        # One hop to a worker thread for all of it: OpenCV and the fsyncs release the GIL.
+        return await asyncio.to_thread(self._prepare, name, source)
+
+    def _prepare(self, name: str, source: Path | IO[bytes] | bytes) -> PreparedImage:
         try:
-            staged = await asyncio.to_thread(stage, self._layout, source, max_bytes=self._max_bytes)
+            staged = stage(self._layout, source, max_bytes=self._max_bytes)
         except TooLarge:
             raise Invalid(
                 f"The file is larger than the upload limit of {self._max_bytes / 2**20:.0f} MB."
             ) from None
         try:
-            decoded = await asyncio.to_thread(decode_file, staged.path, max_pixels=self._max_pixels)
+            decoded = decode_file(staged.path, max_pixels=self._max_pixels, thumbnail=True)
+            thumb = stage(self._layout, decoded.thumbnail)
         except BaseException:
             unlink_quietly(staged.path)
             raise
-        return PreparedImage(name, staged, decoded)
+        # The thumbnail's bytes now live in its staged file; a zip import holds many of these.
+        return PreparedImage(name, staged, replace(decoded, thumbnail=b""), thumb)
 
     async def register(
         self,
         dataset: str,
-        split: str,
+        split: str | None,
         prepared: PreparedImage,
         *,
         session_id: int | None = None,
     ) -> ImageInfo:
-        """Put prepared bytes in place and insert their row: quick, so it fits in a unit."""
-        validate_split(split)
-        name, staged, decoded = prepared.name, prepared.staged, prepared.decoded
+        """Put prepared bytes (and their thumbnail, at ``thumbs/<sha256>.jpg`` unless one is
+        there) in place and insert their row: quick, so it fits in a unit.
+
+        ``split=None``: the split of the nearest near-duplicate already in the project (phash
+        within ``NEAR_DUPLICATE_DISTANCE`` bits; ties to the oldest), else the one the sha256
+        draws against the project's ratios.
+        """
+        if split is not None:
+            validate_split(split)
         async with self._db.unit() as uow:
-            session = uow.session
-            project = await project_by_name(session, dataset)
-            if session_id is not None:
-                owner = await session.scalar(
-                    select(CaptureSession.project_id).where(CaptureSession.id == session_id)
-                )
-                if owner != project.id:
-                    raise NotFound(
-                        f"There is no capture session {session_id} in project {project.name!r}."
-                    )
-            existing = await session.scalar(
-                select(Image.filename).where(
-                    Image.project_id == project.id, Image.sha256 == staged.sha256
-                )
+            plan = await self._plan(uow.session, dataset, split, prepared, session_id)
+            place_new(prepared.staged.path, plan.final)
+            uow.on_rollback(partial(unlink_quietly, plan.final))
+            for path in self._place_thumbnail(plan.project_name, prepared):
+                uow.on_rollback(partial(unlink_quietly, path))
+            row = self._new_row(plan, prepared, session_id)
+            uow.session.add(row)
+            await uow.session.execute(
+                update(Project).where(Project.id == plan.project_id).values(modified_at=now())
             )
-            if existing is not None:
-                raise DuplicateImage(
-                    f"The same image is already in project {project.name!r} as {existing!r}.",
-                    existing_filename=existing,
-                )
-            final_name = await self._free_name(session, project, split, name)
-            final = self._layout.image(project.name, split, final_name)
-            place_new(staged.path, final)
-            uow.on_rollback(lambda: unlink_quietly(final))
-            stat = final.stat()
-            row = Image(
-                project_id=project.id,
-                split=split,
-                split_pinned=False,
-                filename=final_name,
-                stem_key=stem_key(final_name),
-                sha256=staged.sha256,
-                phash=decoded.phash,
-                width=decoded.width,
-                height=decoded.height,
-                size_bytes=stat.st_size,
-                mtime_ns=stat.st_mtime_ns,
-                missing=False,
-                no_objects=False,
-                version=0,
-                session_id=session_id,
-                created_at=now(),
-            )
-            session.add(row)
-            project.modified_at = now()
             await uow.commit()
-            return image_info(self._layout, project.name, row, has_labels=False)
+        return image_info(self._layout, plan.project_name, row, has_labels=False)
+
+    async def _plan(  # type: ignore[no-untyped-def]
+        self,
+        session,
+        dataset: str,
+        split: str | None,
+        prepared: PreparedImage,
+        session_id: int | None,
+    ) -> _Plan:
+        """Where prepared bytes go: their project, split and free name, checked against the
+        project's images (``DuplicateImage``, ``NotFound``)."""
+        name, staged, decoded = prepared.name, prepared.staged, prepared.decoded
+        project = await project_by_name(session, dataset)
+        if session_id is not None:
+            owner = await session.scalar(
+                select(CaptureSession.project_id).where(CaptureSession.id == session_id)
+            )
+            if owner != project.id:
+                raise NotFound(
+                    f"There is no capture session {session_id} in project {project.name!r}."
+                )
+        # One indexed query answers "same bytes?", "near-duplicates?" and "name free?".
+        neighbours = await self._neighbours(
+            session, project.id, staged.sha256, decoded.phash, stem_key(name)
+        )
+        existing = next((n.filename for n in neighbours if n.sha256 == staged.sha256), None)
+        if existing is not None:
+            raise DuplicateImage(
+                f"The same image is already in project {project.name!r} as {existing!r}.",
+                existing_filename=existing,
+            )
+        if split is None:
+            twin = nearest_duplicate(neighbours, decoded.phash)
+            split = twin or draw_split(staged.sha256, project_ratios(project))
+        final = self._layout.image(project.name, split, name)
+        if any(n.stem_key == stem_key(name) for n in neighbours) or final.exists():
+            name = await self._free_name(session, project, split, name)
+            final = self._layout.image(project.name, split, name)
+        return _Plan(project.id, project.name, split, name, final)
+
+    def _new_row(self, plan: _Plan, prepared: PreparedImage, session_id: int | None) -> Image:
+        stat = plan.final.stat()
+        decoded = prepared.decoded
+        return Image(
+            project_id=plan.project_id,
+            split=plan.split,
+            split_pinned=False,
+            filename=plan.filename,
+            stem_key=stem_key(plan.filename),
+            sha256=prepared.staged.sha256,
+            phash=decoded.phash,
+            **band_values(decoded.phash),
+            width=decoded.width,
+            height=decoded.height,
+            size_bytes=stat.st_size,
+            mtime_ns=stat.st_mtime_ns,
+            missing=False,
+            no_objects=False,
+            version=0,
+            session_id=session_id,
+            created_at=now(),
+        )
+
+    def _place_thumbnail(self, project_name: str, prepared: PreparedImage) -> builtins.list[Path]:
+        """Link the staged thumbnail in place unless one is there already (content-addressed:
+        it holds the same picture); returns what it placed, for the caller to undo."""
+        if prepared.thumb is None:
+            return []
+        final = self._layout.thumb(project_name, prepared.staged.sha256)
+        if final.exists():
+            return []
+        try:
+            place_new(prepared.thumb.path, final)
+        except FileExistsError:
+            return []
+        return [final]
+
+    async def _neighbours(  # type: ignore[no-untyped-def]
+        self, session, project_id: int, sha256: str, phash: str | None, stem: str
+    ) -> builtins.list[Neighbour]:
+        """The project's images with these bytes, this stem, or a phash band in common (the
+        near-duplicate candidates): (id, filename, stem_key, sha256, phash, split) rows."""
+        terms = [Image.sha256 == sha256, Image.stem_key == stem]
+        if phash is not None:
+            terms += [
+                col == band for col, band in zip(BAND_COLUMNS, phash_bands(phash), strict=True)
+            ]
+        query = select(
+            Image.id, Image.filename, Image.stem_key, Image.sha256, Image.phash, Image.split
+        ).where(
+            # One (project, column) equality per term: SQLite then searches each term's index
+            # (MULTI-INDEX OR); "project AND (a OR b …)" would scan the whole project instead.
+            or_(*(and_(Image.project_id == project_id, term) for term in terms))
+        )
+        return [Neighbour(*row) for row in await session.execute(query)]
 
     async def _free_name(self, session, project: Project, split: str, name: str) -> str:  # type: ignore[no-untyped-def]
         """``name``, or ``stem-N.ext`` with the smallest N whose stem is free (ignoring case) and
@@ -311,36 +483,45 @@ class SqlImageStore(ImageStore):
 
     # --- the grid and bulk actions -------------------------------------------------------------
 
-    def _filtered(self, project: Project, filters: ImageFilter | None):  # type: ignore[no-untyped-def]
-        """The WHERE clauses of a grid filter (every part combines with AND)."""
+    async def _filtered(self, session: AsyncSession, project: Project, filters: ImageFilter | None):  # type: ignore[no-untyped-def]
+        """The WHERE clauses of a grid filter (every part combines with AND).
+
+        Raises ``Invalid`` for a split or state that does not exist, or a class that is not one
+        of the project's own (a filter that can never match is a mistake, not an empty grid).
+        """
         clauses = [Image.project_id == project.id]
         if filters is None:
             return clauses
         if filters.split is not None:
             clauses.append(Image.split == validate_split(filters.split))
-        accepted = has_accepted_labels()
-        if filters.state == ImageState.LABELLED:
-            clauses.append(or_(accepted, Image.no_objects))
-        elif filters.state == ImageState.UNLABELLED:
-            clauses.append(and_(~accepted, ~Image.no_objects))
-        elif filters.state == ImageState.NO_OBJECTS:
-            clauses.append(Image.no_objects.is_(True))
-        elif filters.state == ImageState.SUGGESTIONS:
-            clauses.append(
-                exists().where(Label.image_id == Image.id, Label.status == LabelStatus.PENDING)
-            )
-        elif filters.state == ImageState.MISSING:
-            clauses.append(Image.missing.is_(True))
+        if filters.state is not None:
+            clauses.append(_state_clause(_grid_state(filters.state)))
         if filters.class_id is not None:
+            owner = await session.scalar(
+                select(ProjectClass.project_id).where(ProjectClass.id == filters.class_id)
+            )
+            if owner != project.id:
+                raise Invalid(
+                    f"Project {project.name!r} has no class with id {filters.class_id} "
+                    "(it may have been deleted): reload to see the current classes."
+                )
             clauses.append(
                 exists().where(
                     Label.image_id == Image.id,
-                    Label.class_id == filters.class_id,
                     Label.status == LabelStatus.ACCEPTED,
+                    Label.class_id == filters.class_id,
                 )
             )
         if filters.name:
-            clauses.append(Image.filename.icontains(filters.name, autoescape=True))
+            # Stored names are NFC; SQLite's LIKE folds ASCII case only, so a part of the stem
+            # is also looked up in the casefolded stem key (full Unicode case folding).
+            needle = unicodedata.normalize("NFC", filters.name)
+            clauses.append(
+                or_(
+                    Image.stem_key.contains(needle.casefold(), autoescape=True),
+                    Image.filename.icontains(needle, autoescape=True),
+                )
+            )
         return clauses
 
     async def search(
@@ -351,27 +532,31 @@ class SqlImageStore(ImageStore):
         after_id: int | None = None,
         limit: int = 100,
     ) -> builtins.list[ImageInfo]:
+        if limit < 1:
+            raise Invalid(f"A page holds at least one image (limit was {limit}).")
         async with self._db.reader() as session:
             project = await project_by_name(session, dataset)
+            # Plain columns, not ORM entities: a grid page needs no identity map.
             query = (
-                select(Image, has_accepted_labels().label("labelled"))
-                .where(*self._filtered(project, filters))
+                select(*GRID_COLUMNS, has_accepted_labels().label("labelled"))
+                .where(*await self._filtered(session, project, filters))
                 .order_by(Image.id)
                 .limit(limit)
             )
             if after_id is not None:
                 query = query.where(Image.id > after_id)
             rows = (await session.execute(query)).all()
-        return [
-            image_info(self._layout, project.name, row, bool(labelled) or row.no_objects)
-            for row, labelled in rows
-        ]
+        # One folder per split, not five path joins per image.
+        folders = {split: self._layout.image(project.name, split, "") for split in SPLITS}
+        return [_grid_info(folders[row.split] / row.filename, project.name, row) for row in rows]
 
     async def count(self, dataset: str, filters: ImageFilter | None = None) -> int:
         async with self._db.reader() as session:
             project = await project_by_name(session, dataset)
             total = await session.scalar(
-                select(func.count()).select_from(Image).where(*self._filtered(project, filters))
+                select(func.count())
+                .select_from(Image)
+                .where(*await self._filtered(session, project, filters))
             )
         return int(total or 0)
 
@@ -394,39 +579,86 @@ class SqlImageStore(ImageStore):
 
     async def move_many(self, dataset: str, filenames: builtins.list[str], to_split: str) -> int:
         validate_split(to_split)
-        moved = 0
         async with self._db.unit() as uow:
-            for filename in filenames:
-                project, row = await image_row(uow.session, dataset, filename)
-                moved += row.split != to_split
-                await self._move_row(uow, project, row, to_split)
+            project = await project_by_name(uow.session, dataset)
+            # Every name is looked up before anything moves (or is quarantined out of the way).
+            rows = await _rows_named(uow.session, project, filenames)
+            moved = self._move_rows(uow, project, rows, to_split)
             await uow.commit()
         return moved
 
+    def _move_rows(self, uow, project: Project, rows: builtins.list[Image], to_split: str) -> int:  # type: ignore[no-untyped-def]
+        """``_move_row`` for many rows, with one batched rewrite of their label files (a hook
+        per image costs two queries each while the write lock is held). Returns how many
+        changed split; all are pinned."""
+        moved: builtins.list[int] = []
+        for row in rows:
+            row.split_pinned = True
+            if row.split == to_split:
+                continue
+            src = self._layout.image(project.name, row.split, row.filename)
+            dst = self._layout.image(project.name, to_split, row.filename)
+            old_label = self._layout.label(project.name, row.split, row.filename)
+            row.split = to_split
+            if dst.exists():
+                # A stray file no row owns sits where the image goes: keep it, out of the way.
+                quarantine(self._layout, dst, f"in the way of moving {row.filename} to {to_split}")
+            uow.after_commit(partial(move_file, src, dst))
+            uow.after_commit(partial(unlink_quietly, old_label))
+            moved.append(row.id)
+        schedule_label_mirrors(uow, self._layout, moved)
+        return len(moved)
+
     async def delete_many(self, dataset: str, filenames: builtins.list[str]) -> int:
         async with self._db.unit() as uow:
-            for filename in filenames:
-                await image_row(uow.session, dataset, filename)  # NotFound before any delete
-            for filename in filenames:
-                await self.delete(dataset, (await self.get(dataset, filename)).split, filename)
+            project = await project_by_name(uow.session, dataset)
+            rows = await _rows_named(uow.session, project, filenames)
+            if not rows:
+                return 0
+            paths: builtins.list[Path] = []
+            for row in rows:
+                paths += [
+                    self._layout.image(project.name, row.split, row.filename),
+                    self._layout.label(project.name, row.split, row.filename),
+                    # Keyed by content; no other image of the project shares the sha256.
+                    self._layout.thumb(project.name, row.sha256),
+                ]
+            ids = [row.id for row in rows]
+            for start in range(0, len(ids), IN_CHUNK):
+                # Labels go with their image (ON DELETE CASCADE).
+                await uow.session.execute(
+                    delete(Image)
+                    .where(Image.id.in_(ids[start : start + IN_CHUNK]))
+                    .execution_options(synchronize_session=False)
+                )
+            for row in rows:
+                uow.session.expunge(row)
+            project.modified_at = now()
+            # Commit first, unlink after: a rollback never loses bytes.
+            uow.after_commit(partial(_unlink_all, paths))
             await uow.commit()
-        return len(filenames)
+        return len(rows)
 
     async def rebalance(self, dataset: str) -> dict[str, int]:
         async with self._db.unit() as uow:
             project = await project_by_name(uow.session, dataset)
-            ratios = {
-                "train": project.train_ratio,
-                "val": project.val_ratio,
-                "test": project.test_ratio,
-            }
-            rows = await uow.session.scalars(
-                select(Image).where(Image.project_id == project.id, ~Image.split_pinned)
+            # Plain columns, not ORM rows: a big project's rows are loaded only where they move.
+            rows = (
+                await uow.session.execute(
+                    select(Image.id, Image.sha256, Image.phash, Image.split, Image.split_pinned)
+                    .where(Image.project_id == project.id)
+                    .order_by(Image.id)
+                )
+            ).all()
+            current = {row[0]: row[3] for row in rows}
+            wanted = rebalanced_splits(
+                [(i, sha, phash, split, pinned) for i, sha, phash, split, pinned in rows],
+                project_ratios(project),
             )
-            for row in rows:
-                wanted = draw_split(row.sha256, ratios)
-                if wanted != row.split:
-                    await self._move_row(uow, project, row, wanted)
+            moving = [i for i, split in wanted.items() if split != current[i]]
+            for chunk in _chunks(moving, REBALANCE_CHUNK):
+                for row in await uow.session.scalars(select(Image).where(Image.id.in_(chunk))):
+                    await self._move_row(uow, project, row, wanted[row.id])
                     row.split_pinned = False  # a redraw is not a manual move
             await uow.commit()
         counts = await self.count_by_split(dataset)
@@ -436,3 +668,106 @@ class SqlImageStore(ImageStore):
         async with self._db.reader() as session:
             project = await project_by_name(session, dataset)
             return (await split_counts(session, [project.id]))[project.id]
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    for first in range(0, len(items), size):
+        yield items[first : first + size]
+
+
+# --- helpers of the grid ------------------------------------------------------------------------
+
+IN_CHUNK = 500  # names or ids per IN (...) list: well under any database's parameter limit
+
+GRID_COLUMNS = (
+    Image.id,
+    Image.filename,
+    Image.split,
+    Image.width,
+    Image.height,
+    Image.size_bytes,
+    Image.sha256,
+    Image.phash,
+    Image.split_pinned,
+    Image.missing,
+    Image.no_objects,
+    Image.version,
+    Image.session_id,
+    Image.created_at,
+)
+
+
+def _grid_state(state: ImageState | str) -> ImageState:
+    try:
+        return ImageState(state)
+    except ValueError:
+        raise Invalid(
+            f"State {state!r} is not one of {', '.join(s.value for s in ImageState)}."
+        ) from None
+
+
+def _state_clause(state: ImageState):  # type: ignore[no-untyped-def]
+    accepted = has_accepted_labels()
+    if state == ImageState.LABELLED:
+        return or_(accepted, Image.no_objects.is_(True))
+    if state == ImageState.UNLABELLED:
+        return and_(~accepted, Image.no_objects.is_(False))
+    if state == ImageState.NO_OBJECTS:
+        return Image.no_objects.is_(True)
+    if state == ImageState.SUGGESTIONS:
+        return exists().where(Label.image_id == Image.id, Label.status == LabelStatus.PENDING)
+    return Image.missing.is_(True)
+
+
+def _grid_info(path: Path, project_name: str, row: Any) -> ImageInfo:
+    """An ``ImageInfo`` from a result row of ``GRID_COLUMNS`` plus ``labelled``."""
+    return ImageInfo(
+        filename=row.filename,
+        split=row.split,
+        path=path,
+        width=row.width,
+        height=row.height,
+        size_bytes=row.size_bytes,
+        has_labels=bool(row.labelled) or bool(row.no_objects),
+        id=row.id,
+        dataset=project_name,
+        sha256=row.sha256,
+        phash=row.phash,
+        split_pinned=bool(row.split_pinned),
+        missing=bool(row.missing),
+        no_objects=bool(row.no_objects),
+        version=row.version,
+        session_id=row.session_id,
+        created_at=row.created_at,
+    )
+
+
+async def _rows_named(
+    session: AsyncSession, project: Project, filenames: builtins.list[str]
+) -> builtins.list[Image]:
+    """The image rows of these names (each once, in the order given); ``NotFound`` naming the
+    first unknown one (and how many more there are) before anything is changed."""
+    wanted = list(dict.fromkeys(filenames))
+    found: dict[str, Image] = {}
+    keys = sorted({stem_key(name) for name in wanted})
+    for start in range(0, len(keys), IN_CHUNK):
+        # Through the unique (project, stem) index, never a scan of the project.
+        rows = await session.scalars(
+            select(Image).where(
+                Image.project_id == project.id, Image.stem_key.in_(keys[start : start + IN_CHUNK])
+            )
+        )
+        found.update((row.filename, row) for row in rows)
+    unknown = [name for name in wanted if name not in found]
+    if unknown:
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise NotFound(
+            f"There is no image {unknown[0]!r}{more} in project {project.name!r}: "
+            "nothing was changed."
+        )
+    return [found[name] for name in wanted]
+
+
+def _unlink_all(paths: builtins.list[Path]) -> None:
+    for path in paths:
+        unlink_quietly(path)

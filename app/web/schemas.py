@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from app.domain.models import ClassInfo, ClassUsage, DatasetInfo, TaskInfo
+from app.domain.models import ClassInfo, ClassUsage, DatasetInfo, ImageInfo, TaskInfo
+from app.services.images import MAX_BULK
 
 
 class ProjectCreate(BaseModel):
@@ -134,3 +136,74 @@ class TaskOut(BaseModel):
             finished_at=info.finished_at,
             heartbeat_at=info.heartbeat_at,
         )
+
+
+SplitName = Literal["train", "val", "test"]
+
+
+class ImageOut(BaseModel):
+    """One image of the grid; ``url`` and ``thumb_url`` are static ``/media`` URLs."""
+
+    id: int = Field(description="Keyset position: what ``cursor`` takes.")
+    filename: str
+    split: str
+    width: int = Field(description="Upright width in pixels (EXIF orientation applied).")
+    height: int = Field(description="Upright height in pixels.")
+    size_bytes: int
+    labelled: bool = Field(description='Has an accepted box or is marked "no objects".')
+    no_objects: bool
+    missing: bool = Field(description="Its file is gone from disk.")
+    split_pinned: bool = Field(description="Moved by hand: a rebalance leaves it where it is.")
+    version: int
+    sha256: str
+    url: str
+    thumb_url: str
+
+    @classmethod
+    def of(cls, info: ImageInfo) -> ImageOut:
+        project = quote(info.dataset, safe="")
+        return cls(
+            id=info.id,
+            filename=info.filename,
+            split=info.split,
+            width=info.width,
+            height=info.height,
+            size_bytes=info.size_bytes,
+            labelled=info.has_labels,
+            no_objects=info.no_objects,
+            missing=info.missing,
+            split_pinned=info.split_pinned,
+            version=info.version,
+            sha256=info.sha256,
+            url=f"/media/{project}/images/{info.split}/{quote(info.filename, safe='')}",
+            thumb_url=f"/media/{project}/thumbs/{info.sha256}.jpg",
+        )
+
+
+class ImagePageOut(BaseModel):
+    items: list[ImageOut]
+    next_cursor: int | None = Field(
+        description="Pass as ``cursor`` for the next page; null on the last page."
+    )
+    count: int = Field(description="How many images match the filter in all.")
+
+
+class ImagesMove(BaseModel):
+    filenames: list[str] = Field(min_length=1, max_length=MAX_BULK)
+    split: SplitName
+
+
+class ImagesDelete(BaseModel):
+    filenames: list[str] = Field(min_length=1, max_length=MAX_BULK)
+
+
+class ImagesMovedOut(BaseModel):
+    moved: int = Field(description="How many images changed split (all given are pinned).")
+
+
+class ImagesDeletedOut(BaseModel):
+    deleted: int
+
+
+class RebalanceOut(BaseModel):
+    num_images: dict[str, int] = Field(description="Images per split after the redraw.")

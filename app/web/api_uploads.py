@@ -1,0 +1,134 @@
+"""Image upload over the JSON API: ``POST /api/v1/projects/{name}/images`` (multipart).
+
+Starlette spools each uploaded file to a temporary file once it passes 1 MiB, and the store
+copies it from there in chunks: no upload is ever held whole in memory. A request whose declared
+length is over what one upload may carry is refused before its body is read.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
+
+from app.config import Settings
+from app.domain.models import IngestResult
+from app.services import ingest as ingest_service
+from app.web.csrf import require_csrf
+from app.web.deps import StoresDep
+
+router = APIRouter(prefix="/api/v1", tags=["images"], dependencies=[Depends(require_csrf)])
+
+MAX_FILES_PER_REQUEST = 1000
+MAX_FIELDS_PER_REQUEST = 20  # split, csrf_token: anything else is ignored
+FORM_OVERHEAD_BYTES = 2**20  # part headers and boundaries, on top of the files themselves
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "Images (JPEG, PNG, BMP, WebP, TIFF) and zips of "
+                            "images; one or many ``files`` fields.",
+                        },
+                        "split": {
+                            "type": "string",
+                            "enum": ["train", "val", "test"],
+                            "description": "Put every image here; left out, each image goes "
+                            "to the split its hash draws (near-duplicates join their twin's).",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+class IngestResultOut(BaseModel):
+    original_name: str = Field(description="The name as uploaded (``zip/member`` inside a zip).")
+    status: Literal["stored", "duplicate", "refused"]
+    filename: str | None = Field(
+        None, description="The stored name (stored), or the existing image's (duplicate)."
+    )
+    split: str | None = None
+    reason: str | None = Field(
+        None, description="Why it was refused, or the existing name of a duplicate."
+    )
+
+    @classmethod
+    def of(cls, result: IngestResult) -> IngestResultOut:
+        return cls(
+            original_name=result.original_name,
+            status=result.status,  # type: ignore[arg-type]
+            filename=result.filename,
+            split=result.split,
+            reason=result.reason,
+        )
+
+
+class UploadTotals(BaseModel):
+    stored: int
+    duplicate: int
+    refused: int
+
+
+class UploadOut(BaseModel):
+    results: list[IngestResultOut]
+    totals: UploadTotals
+
+
+def request_byte_limit(settings: Settings) -> int:
+    """The most one upload request may carry: a zip at its limit, plus the form's overhead."""
+    return ingest_service.zip_byte_limit(settings.max_upload_bytes) + FORM_OVERHEAD_BYTES
+
+
+@router.post("/projects/{name}/images", response_model=UploadOut, openapi_extra=UPLOAD_BODY)
+async def upload_images(name: str, request: Request, stores: StoresDep) -> UploadOut:
+    """Store the uploaded images (and the images in uploaded zips); answers what became of
+    each one: stored, duplicate (already in the project: not stored twice) or refused with the
+    reason. One bad file never fails the others."""
+    settings: Settings = request.app.state.settings
+    limit = request_byte_limit(settings)
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise HTTPException(
+            413,
+            f"The upload is {int(length) / 2**20:.0f} MB; one request may carry at most "
+            f"{limit / 2**20:.0f} MB. Send the files in several requests.",
+        )
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise HTTPException(422, "Send the files as multipart/form-data in 'files' fields.")
+    form = await request.form(max_files=MAX_FILES_PER_REQUEST, max_fields=MAX_FIELDS_PER_REQUEST)
+    try:
+        uploads = form.getlist("files")
+        if not uploads:
+            raise HTTPException(422, "The request holds no files: send them in 'files' fields.")
+        if not all(isinstance(u, UploadFile) for u in uploads):
+            raise HTTPException(422, "Every 'files' field must be a file, not text.")
+        split = form.get("split")
+        if not isinstance(split, str | None):
+            raise HTTPException(422, "The 'split' field must be text.")
+        files = [(u.filename or "upload", u.file) for u in uploads if isinstance(u, UploadFile)]
+        results = await ingest_service.ingest_files(
+            stores,
+            name,
+            files,
+            split or None,
+            max_zip_bytes=ingest_service.zip_byte_limit(settings.max_upload_bytes),
+        )
+    finally:
+        await form.close()
+    counted = ingest_service.totals(results)
+    return UploadOut(
+        results=[IngestResultOut.of(r) for r in results], totals=UploadTotals(**counted)
+    )
