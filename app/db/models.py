@@ -97,6 +97,8 @@ class Image(Base):
     __table_args__ = (
         # Keyset pagination of the grid, per split and over all splits.
         Index("ix_image_project_split_id", "project_id", "split", "id"),
+        # Keeps project-wide counts and pages in id order (the band indexes would not).
+        Index("ix_image_project_id", "project_id", "id"),
         Index("uq_image_stem", "project_id", "stem_key", unique=True),
         Index("uq_image_sha256", "project_id", "sha256", unique=True),
         Index("ix_image_project_missing", "project_id", "missing"),
@@ -168,7 +170,8 @@ class Model(Base):
 class Label(Base):
     __tablename__ = "label"
     __table_args__ = (
-        Index("ix_label_image_status", "image_id", "status"),
+        # Covers the grid's "has a box of class C" test without reading label rows.
+        Index("ix_label_image_status_class", "image_id", "status", "class_id"),
         Index("ix_label_class", "class_id"),
         Index("ix_label_model", "model_id"),
     )

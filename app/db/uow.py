@@ -72,7 +72,8 @@ class SqlUnitOfWork(UnitOfWork):
         actions, self._after_commit = self._after_commit, []
         self._on_rollback.clear()
         # File work (renames, unlinks, a project's whole tree) runs off the event loop.
-        await asyncio.to_thread(_run_all, actions)
+        if actions:
+            await asyncio.to_thread(_run_all, actions)
 
     async def rollback(self) -> None:
         try:

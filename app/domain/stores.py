@@ -179,7 +179,7 @@ class ImageStore(ABC):
     async def save(
         self,
         dataset: str,
-        split: str,
+        split: str | None,
         filename: str,
         image: np.ndarray,
         *,
@@ -189,6 +189,8 @@ class ImageStore(ABC):
 
         The stored name may differ from ``filename``: it is made safe, and a name whose stem is
         already taken in the project (ignoring case) gets a ``-1``, ``-2``… suffix.
+        ``split=None`` draws it: the split of a near-duplicate already in the project, else the
+        one the content hash draws against the project's ratios.
         Raises ``NotFound`` (project), ``Invalid`` (split, name, empty image),
         ``DuplicateImage`` (same bytes already stored).
         """
@@ -197,7 +199,7 @@ class ImageStore(ABC):
     async def save_file(
         self,
         dataset: str,
-        split: str,
+        split: str | None,
         filename: str,
         source: Path | IO[bytes],
         *,

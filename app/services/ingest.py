@@ -88,7 +88,7 @@ async def _ingest_one(
     try:
         # ImageStore.save_file: ``split=None`` draws the split (the ABC is being widened to
         # say so; the SQL store already does).
-        info = await stores.image.save_file(project, split, filename, source)  # type: ignore[arg-type]
+        info = await stores.image.save_file(project, split, filename, source)
     except DuplicateImage as duplicate:
         existing = duplicate.existing_filename
         try:
