@@ -145,3 +145,14 @@ def validate_annotation(ann: Annotation, *, num_classes: int, width: int, height
             "Box is smaller than one pixel "
             f"({ann.width * width:.2f} x {ann.height * height:.2f} px)."
         )
+
+
+def unsafe_member_path(name: str) -> bool:
+    """Whether a zip member's path is absolute, names a drive, or climbs out of the archive."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    return (
+        name.startswith(("/", "\\"))
+        or path.is_absolute()
+        or ".." in path.parts
+        or (bool(path.parts) and ":" in path.parts[0])  # C:\..., a drive
+    )

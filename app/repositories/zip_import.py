@@ -14,7 +14,7 @@ import yaml
 
 from app.domain.errors import Invalid
 from app.domain.models import Annotation
-from app.domain.validation import IMAGE_SUFFIXES
+from app.domain.validation import IMAGE_SUFFIXES, unsafe_member_path
 from app.domain.yolo import parse_label_text
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -38,15 +38,9 @@ class ImportPlan:
 
 
 def _check_member(name: str) -> PurePosixPath:
-    path = PurePosixPath(name.replace("\\", "/"))
-    if (
-        name.startswith(("/", "\\"))
-        or path.is_absolute()
-        or ".." in path.parts
-        or ":" in path.parts[0]
-    ):
+    if unsafe_member_path(name):
         raise Invalid(f"The zip contains a path that leaves the archive: {name!r}.")
-    return path
+    return PurePosixPath(name.replace("\\", "/"))
 
 
 def _classes(raw: object, where: str) -> list[str]:

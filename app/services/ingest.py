@@ -20,7 +20,7 @@ from typing import IO, BinaryIO
 from app.domain.errors import DuplicateImage, Invalid, NotFound
 from app.domain.models import IngestResult
 from app.domain.stores import Stores
-from app.domain.validation import validate_split
+from app.domain.validation import unsafe_member_path, validate_split
 
 STORED = "stored"
 DUPLICATE = "duplicate"
@@ -103,17 +103,6 @@ async def _ingest_one(
     return IngestResult(original, STORED, info.filename, info.split)
 
 
-def _unsafe_member_path(name: str) -> bool:
-    """Whether a member's path is absolute or climbs out of the archive."""
-    path = PurePosixPath(name.replace("\\", "/"))
-    return (
-        name.startswith(("/", "\\"))
-        or path.is_absolute()
-        or ".." in path.parts
-        or (bool(path.parts) and ":" in path.parts[0])  # C:\..., a drive
-    )
-
-
 def _archive_problem(members: list[zipfile.ZipInfo], max_zip_bytes: int) -> str | None:
     """Why the whole archive is refused (from its directory alone), or ``None``."""
     if len(members) > MAX_ZIP_MEMBERS:
@@ -129,7 +118,7 @@ def _archive_problem(members: list[zipfile.ZipInfo], max_zip_bytes: int) -> str 
 
 def _member_problem(info: zipfile.ZipInfo) -> str | None:
     """Why one member is refused without reading it, or ``None``."""
-    if _unsafe_member_path(info.filename):
+    if unsafe_member_path(info.filename):
         return "Its path leaves the archive (absolute, or with '..'); it was not read."
     if info.flag_bits & 0x1:
         return "It is encrypted; ydc cannot read password-protected zips."
