@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -520,7 +520,6 @@ class Stores:
 
 
 __all__ = [
-    "AsyncIterator",
     "DatasetStore",
     "ImageStore",
     "LabelStore",

@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Image, Label, Model, ProjectClass
-from app.db.uow import Database, SqlUnitOfWork
+from app.db.uow import Database
 from app.domain.errors import Conflict, Invalid, NotFound
 from app.domain.models import Annotation, LabelSource, LabelStatus
 from app.domain.stores import ImageStore, LabelStore
@@ -249,6 +249,3 @@ async def _model_id(session: AsyncSession, name: str | None) -> int | None:
     if name is None:
         return None
     return await session.scalar(select(Model.id).where(Model.name == name))
-
-
-__all__ = ["SqlLabelStore", "SqlUnitOfWork"]

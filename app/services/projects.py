@@ -57,7 +57,11 @@ async def update_class(
         if position is not None:
             await stores.dataset.move_class(name, class_id, position)
         await uow.commit()
-    classes = await stores.dataset.get_classes(name)
+    return find_class(name, await stores.dataset.get_classes(name), class_id)
+
+
+def find_class(name: str, classes: list[ClassInfo], class_id: int) -> ClassInfo:
+    """The class with that stable id, or ``NotFound`` saying it may have just been deleted."""
     found = next((c for c in classes if c.id == class_id), None)
     if found is None:
         raise NotFound(

@@ -7,17 +7,14 @@ length is over what one upload may carry is refused before its body is read.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from app.config import Settings
-from app.domain.models import IngestResult
 from app.services import ingest as ingest_service
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
+from app.web.schemas import IngestResultOut, UploadOut, UploadTotals
 
 router = APIRouter(prefix="/api/v1", tags=["images"], dependencies=[Depends(require_csrf)])
 
@@ -52,39 +49,6 @@ UPLOAD_BODY = {
         },
     }
 }
-
-
-class IngestResultOut(BaseModel):
-    original_name: str = Field(description="The name as uploaded (``zip/member`` inside a zip).")
-    status: Literal["stored", "duplicate", "refused"]
-    filename: str | None = Field(
-        None, description="The stored name (stored), or the existing image's (duplicate)."
-    )
-    split: str | None = None
-    reason: str | None = Field(
-        None, description="Why it was refused, or the existing name of a duplicate."
-    )
-
-    @classmethod
-    def of(cls, result: IngestResult) -> IngestResultOut:
-        return cls(
-            original_name=result.original_name,
-            status=result.status,  # type: ignore[arg-type]
-            filename=result.filename,
-            split=result.split,
-            reason=result.reason,
-        )
-
-
-class UploadTotals(BaseModel):
-    stored: int
-    duplicate: int
-    refused: int
-
-
-class UploadOut(BaseModel):
-    results: list[IngestResultOut]
-    totals: UploadTotals
 
 
 def request_byte_limit(settings: Settings) -> int:

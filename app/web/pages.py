@@ -15,8 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
-from app.domain.errors import AlreadyExists, Invalid, NotFound
-from app.domain.models import ClassInfo, ClassUsage, DatasetInfo
+from app.domain.errors import AlreadyExists, Invalid
+from app.domain.models import ClassUsage, DatasetInfo
 from app.domain.validation import validate_project_name
 from app.services import projects as project_service
 from app.services.source import source_zip
@@ -69,16 +69,6 @@ def _project_context(project: DatasetInfo, **extra: Any) -> dict[str, Any]:
         "editor_error": None,
         **extra,
     }
-
-
-def _find_class(project: DatasetInfo, class_id: int) -> ClassInfo:
-    for cls in project.class_details:
-        if cls.id == class_id:
-            return cls
-    raise NotFound(
-        f"Project {project.name!r} has no class with id {class_id} (it may have been deleted "
-        "meanwhile): reload to see the current classes."
-    )
 
 
 # --- projects list ---------------------------------------------------------------------------
@@ -276,12 +266,13 @@ async def _confirm_class_delete(
     request: Request, stores: StoresDep, name: str, class_id: int, usage: ClassUsage | None = None
 ) -> HTMLResponse:
     project = await project_service.get_project(stores, name)
+    cls = project_service.find_class(project.name, project.class_details, class_id)
     if usage is None:
         usage = await project_service.class_usage(stores, project.name, class_id)
     return render(
         request,
         "pages/confirm_delete_class.html",
-        _project_context(project, cls=_find_class(project, class_id), usage=usage),
+        _project_context(project, cls=cls, usage=usage),
         fragment="projects/_confirm_delete_class.html",
     )
 

@@ -7,7 +7,14 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from app.domain.models import ClassInfo, ClassUsage, DatasetInfo, ImageInfo, TaskInfo
+from app.domain.models import (
+    ClassInfo,
+    ClassUsage,
+    DatasetInfo,
+    ImageInfo,
+    IngestResult,
+    TaskInfo,
+)
 from app.services.images import MAX_BULK
 
 
@@ -55,11 +62,7 @@ class ClassUsageOut(BaseModel):
 
     @classmethod
     def of(cls, usage: ClassUsage) -> ClassUsageOut:
-        return cls(
-            labels=usage.labels,
-            suggestions=usage.suggestions,
-            images_left_empty=usage.images_left_empty,
-        )
+        return cls.model_validate(usage, from_attributes=True)
 
 
 class ClassOut(BaseModel):
@@ -207,3 +210,30 @@ class ImagesDeletedOut(BaseModel):
 
 class RebalanceOut(BaseModel):
     num_images: dict[str, int] = Field(description="Images per split after the redraw.")
+
+
+class IngestResultOut(BaseModel):
+    original_name: str = Field(description="The name as uploaded (``zip/member`` inside a zip).")
+    status: Literal["stored", "duplicate", "refused"]
+    filename: str | None = Field(
+        None, description="The stored name (stored), or the existing image's (duplicate)."
+    )
+    split: str | None = None
+    reason: str | None = Field(
+        None, description="Why it was refused, or the existing name of a duplicate."
+    )
+
+    @classmethod
+    def of(cls, result: IngestResult) -> IngestResultOut:
+        return cls.model_validate(result, from_attributes=True)
+
+
+class UploadTotals(BaseModel):
+    stored: int
+    duplicate: int
+    refused: int
+
+
+class UploadOut(BaseModel):
+    results: list[IngestResultOut]
+    totals: UploadTotals
