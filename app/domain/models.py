@@ -232,3 +232,80 @@ class ExportResult:
     images: int
     labels: int
     left_out: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class SplitHealth:
+    """How far the images of one split (or of all, ``split="all"``) are labelled."""
+
+    split: str
+    images: int = 0
+    labelled: int = 0  # accepted boxes or "no objects"
+    no_objects: int = 0
+    with_suggestions: int = 0  # pending suggestions waiting for review
+    missing: int = 0  # the row says it exists, its file is gone from disk
+
+    @property
+    def unlabelled(self) -> int:
+        return self.images - self.labelled
+
+
+@dataclass
+class ClassBoxes:
+    """A class (``position`` is its YOLO index) and how many accepted boxes it has."""
+
+    id: int
+    position: int
+    name: str
+    colour: str
+    boxes: int = 0
+
+
+@dataclass
+class NearDuplicateGroup:
+    """Images whose perceptual hashes lie within the near-duplicate distance, transitively.
+
+    ``members`` are the ones shown (a bounded number, every split of the group represented);
+    ``size`` counts them all and ``splits`` names every split they are in, in split order.
+    """
+
+    size: int
+    splits: tuple[str, ...]
+    members: list[ImageInfo]
+
+    @property
+    def spans_splits(self) -> bool:
+        """Near-copies in train and val (or test) leak: the model is scored on what it saw."""
+        return len(self.splits) > 1
+
+
+@dataclass
+class DatasetHealth:
+    """What the project overview's "Dataset health" section shows."""
+
+    dataset: str
+    splits: list[SplitHealth]  # one per split, in ``SPLITS`` order
+    classes: list[ClassBoxes]  # in class (YOLO) order
+    exact_duplicates: int  # stored copies of a file beyond its first (same sha256)
+    unhashed: int  # images without a perceptual hash: never in a near-duplicate group
+    near_duplicate_groups: int
+    near_duplicate_images: int
+    leaking_groups: int  # groups with images in more than one split
+    leaking_images: int
+    groups: list[NearDuplicateGroup]  # the first few: those that leak, then the biggest
+
+    @property
+    def total(self) -> SplitHealth:
+        """The splits added up."""
+        return SplitHealth(
+            "all",
+            images=sum(s.images for s in self.splits),
+            labelled=sum(s.labelled for s in self.splits),
+            no_objects=sum(s.no_objects for s in self.splits),
+            with_suggestions=sum(s.with_suggestions for s in self.splits),
+            missing=sum(s.missing for s in self.splits),
+        )
+
+    @property
+    def boxes(self) -> int:
+        return sum(c.boxes for c in self.classes)

@@ -26,6 +26,7 @@ from app.domain.models import (
     Annotation,
     ClassInfo,
     ClassUsage,
+    DatasetHealth,
     DatasetInfo,
     ExportResult,
     ImageFilter,
@@ -169,6 +170,20 @@ class DatasetStore(ABC):
 
         All or nothing: a malformed label line, an out-of-range class, a path that leaves the
         archive or a file that is not an image raises ``Invalid`` and creates nothing.
+        """
+
+    @abstractmethod
+    async def health(
+        self, dataset: str, *, max_groups: int = 20, max_members: int = 6
+    ) -> DatasetHealth:
+        """The project's dataset health: images per split and how far they are labelled,
+        accepted boxes per class (class order), missing files, exact duplicates, and the
+        near-duplicate groups of the stored perceptual hashes (found by bands, never by
+        comparing all pairs) with the ones spanning splits counted.
+
+        At most ``max_groups`` groups are returned (those spanning splits first, then the
+        biggest), each with at most ``max_members`` members (every split of the group shown);
+        the totals count them all. Raises ``NotFound``.
         """
 
 
