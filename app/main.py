@@ -21,13 +21,14 @@ from app.config import Settings
 from app.db.migrate import upgrade_to_head
 from app.repositories import create_stores
 from app.tasks.runner import TaskRunner
-from app.web import api, api_images, api_uploads, pages, task_pages
+from app.web import api, api_images, api_uploads, image_pages, pages, task_pages
 from app.web.csrf import CsrfCookie
 from app.web.errors import install_error_handlers
 from app.web.formatting import TEMPLATE_GLOBALS
 from app.web.headers import SecurityHeaders
 from app.web.media import MediaFiles
 from app.web.security import HostOriginCheck
+from app.web.urls import TEMPLATE_URLS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
@@ -70,7 +71,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "tasks. JSON API under /api/v1.",
     )
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
-    templates.env.globals.update(source_url=SOURCE_URL, version=VERSION, **TEMPLATE_GLOBALS)
+    templates.env.globals.update(
+        source_url=SOURCE_URL,
+        version=VERSION,
+        max_upload_mb=round(settings.max_upload_bytes / 2**20),
+        **TEMPLATE_GLOBALS,
+        **TEMPLATE_URLS,
+    )
     app.state.templates = templates
     # add_middleware wraps: the last added runs first. Security headers go on every answer
     # (refusals and 500s included); foreign hosts are refused before the app sees them.
@@ -98,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_images.router)
     app.include_router(api_uploads.router)
     app.include_router(pages.router)
+    app.include_router(image_pages.router)
     app.include_router(task_pages.router)
     install_error_handlers(app)
     return app

@@ -1,5 +1,5 @@
 """How pages show times and counts: registered once as template globals (``when``, ``iso``,
-``plural``), so every page says them the same way."""
+``plural``, ``number``, ``file_size``), so every page says them the same way."""
 
 from __future__ import annotations
 
@@ -23,7 +23,26 @@ def iso(timestamp: float | None) -> str:
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     """``1 label``, ``2 labels``."""
-    return f"{count} {singular if count == 1 else plural_form or singular + 's'}"
+    return f"{count:,} {singular if count == 1 else plural_form or singular + 's'}"
 
 
-TEMPLATE_GLOBALS: dict[str, Any] = {"when": when, "iso": iso, "plural": plural}
+def number(count: int) -> str:
+    """``12,345``: thousands separated, as every count on a page."""
+    return f"{count:,}"
+
+
+def file_size(size: int) -> str:
+    """Bytes as people read them: ``812 bytes``, ``88.4 KB``, ``12.0 MB`` (powers of 1000)."""
+    for unit, scale in (("GB", 1000**3), ("MB", 1000**2), ("KB", 1000)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return plural(size, "byte")
+
+
+TEMPLATE_GLOBALS: dict[str, Any] = {
+    "when": when,
+    "iso": iso,
+    "plural": plural,
+    "number": number,
+    "file_size": file_size,
+}

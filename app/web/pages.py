@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.domain.errors import AlreadyExists, Invalid
-from app.domain.models import ClassUsage, DatasetInfo
+from app.domain.models import SPLITS, ClassUsage, DatasetInfo
 from app.domain.validation import validate_project_name
 from app.services import projects as project_service
 from app.services.source import source_zip
@@ -60,13 +60,16 @@ def _create_error_field(error: Invalid, name: str, description: str) -> str:
     return "classes"
 
 
-def _project_context(project: DatasetInfo, **extra: Any) -> dict[str, Any]:
+def project_context(project: DatasetInfo, **extra: Any) -> dict[str, Any]:
+    """What the project page needs: its class editor, splits, upload and export boxes."""
     return {
         "nav": "projects",
         "project": project,
         "classes": project.class_details,
         "total_images": sum(project.num_images.values()),
         "editor_error": None,
+        "splits": SPLITS,
+        "upload_results": None,
         **extra,
     }
 
@@ -141,7 +144,7 @@ async def project_page(request: Request, name: str, stores: StoresDep) -> HTMLRe
     """The project: its counts, the class editor (the fragment htmx gets) and export."""
     project = await project_service.get_project(stores, name)
     return render(
-        request, "pages/project.html", _project_context(project), fragment="projects/_classes.html"
+        request, "pages/project.html", project_context(project), fragment="projects/_classes.html"
     )
 
 
@@ -151,7 +154,7 @@ async def _confirm_project_delete(request: Request, stores: StoresDep, name: str
     return render(
         request,
         "pages/confirm_delete_project.html",
-        _project_context(project, usage=usage),
+        project_context(project, usage=usage),
         fragment="projects/_confirm_delete_project.html",
     )
 
@@ -187,7 +190,7 @@ async def _editor(
     return render(
         request,
         "pages/project.html",
-        _project_context(project, editor_error=error),
+        project_context(project, editor_error=error),
         fragment="projects/_classes.html",
         status_code=422 if error else 200,
     )
@@ -272,7 +275,7 @@ async def _confirm_class_delete(
     return render(
         request,
         "pages/confirm_delete_class.html",
-        _project_context(project, cls=cls, usage=usage),
+        project_context(project, cls=cls, usage=usage),
         fragment="projects/_confirm_delete_class.html",
     )
 

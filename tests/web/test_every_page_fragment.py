@@ -3,15 +3,23 @@ htmx request, and ``Vary: HX-Request`` on all three (so a cache never mixes them
 
 from __future__ import annotations
 
+import io
+
 import httpx
 import pytest
 from fastapi import FastAPI
+
+from tests.conftest import encode, make_image
 
 PAGES = [
     "/",
     "/projects/birds",
     "/projects/birds/delete",
     "/projects/birds/classes/{gull}/delete",
+    "/projects/birds/images",
+    "/projects/birds/images?split=val&state=labelled",
+    "/projects/birds/images/gull.png",
+    "/projects/birds/rebalance",
     "/tasks",
     "/tasks/{task}",
     "/no-such-page",
@@ -23,6 +31,8 @@ async def seeded(app: FastAPI) -> dict[str, int]:
     stores = app.state.stores
     info = await stores.dataset.create("birds", ["gull", "crow"])
     task = await stores.task.enqueue("export", {}, dataset="birds")
+    image = encode(make_image(20, 10), ".png")
+    await stores.image.save_file("birds", "train", "gull.png", io.BytesIO(image))
     return {"gull": info.class_details[0].id, "task": task.id}
 
 
