@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from app.domain.errors import DuplicateImage, Invalid
 from app.domain.models import (
     Annotation,
     ClassInfo,
@@ -222,6 +223,21 @@ class ImageStore(ABC):
     ) -> ImageInfo:
         """Store an upload's original bytes unchanged, after decoding them to check they are an
         image. Same naming and errors as ``save``; ``Invalid`` when the bytes are not an image.
+        """
+
+    @abstractmethod
+    async def save_files(
+        self,
+        dataset: str,
+        split: str | None,
+        files: builtins.list[tuple[str, Path | IO[bytes]]],
+    ) -> builtins.list[ImageInfo | DuplicateImage | Invalid]:
+        """``save_file`` for many (name, source) pairs at once, committed a batch per unit of
+        work. One outcome per file, in order: its ``ImageInfo``, or the ``DuplicateImage`` or
+        ``Invalid`` that kept it out (one bad file never spoils the others). Each file is
+        checked against the project and the files before it in the call: the same bytes are a
+        duplicate of the first, a taken stem gets a suffix, a near-duplicate joins its twin's
+        split. Raises ``NotFound`` (project) and ``Invalid`` (split) for the whole call.
         """
 
     @abstractmethod

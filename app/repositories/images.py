@@ -6,18 +6,26 @@ their thumbnail in ``tmp/`` (fsynced), hashes and decodes them, with no transact
 commits; a unit that rolls back unlinks exactly the files it linked. A new image without a named
 split joins the split of its nearest near-duplicate in the project, or else takes the split its
 sha256 draws.
+
+``save_files`` does both steps for a batch: the files are prepared a few at a time (so only a
+few are ever decoded at once), then one unit checks them all against the project and each other
+with a fixed number of queries, links them in place, syncs each folder once and inserts the rows
+together. The unit holds renames, never a file's bytes: those were copied and fsynced in
+``prepare``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import os
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, TypeVar
 
 import numpy as np
 from sqlalchemy import and_, delete, exists, func, or_, select, update
@@ -43,8 +51,8 @@ from app.repositories.files import (
     Layout,
     Staged,
     TooLarge,
+    fsync_dir,
     move_file,
-    place_new,
     quarantine,
     replace_atomically,
     stage,
@@ -67,7 +75,16 @@ from app.repositories.mirror import schedule_label_mirror, schedule_label_mirror
 MAX_SUFFIX_TRIES = 10_000
 SUFFIX_CHUNK = 50
 REBALANCE_CHUNK = 500
+# ``save_files``: files registered per unit (the write lock covers one batch's links and
+# inserts, a few queries in all), and files of one call being prepared at once (each holds
+# its decoded pixels meanwhile; the thread pool bounds all calls together).
+SAVE_BATCH = 100
+PREPARE_AHEAD = 4
+# A file of the batch being registered ranks after every stored image (ids stay below 2**63),
+# as it would had the files before it been registered one by one.
+BATCH_IDS = 2**63
 BAND_COLUMNS = tuple(getattr(Image, f"phash_b{i}") for i in range(len(PHASH_BAND_BITS)))
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,33 @@ def nearest_duplicate(candidates: Iterable[Neighbour], phash: str | None) -> str
         ):
             best = (distance, candidate.id, candidate.split)
     return best[2] if best else None
+
+
+class _Known:
+    """The images a batch is checked against (the project's neighbours, then each file of the
+    batch once planned), by sha256, stem and phash band."""
+
+    def __init__(self, images: Iterable[Neighbour]) -> None:
+        self.by_sha: dict[str, Neighbour] = {}
+        self.stems: set[str] = set()
+        self._bands: dict[tuple[int, int | None], builtins.list[Neighbour]] = defaultdict(
+            builtins.list
+        )
+        for image in images:
+            self.add(image)
+
+    def add(self, image: Neighbour) -> None:
+        self.by_sha.setdefault(image.sha256, image)
+        self.stems.add(image.stem_key)
+        if image.phash is not None:
+            for key in enumerate(phash_bands(image.phash)):
+                self._bands[key].append(image)
+
+    def near(self, phash: str | None) -> builtins.list[Neighbour]:
+        """The images sharing a band with ``phash`` (near-duplicate candidates)."""
+        if phash is None:
+            return []
+        return [i for key in enumerate(phash_bands(phash)) for i in self._bands.get(key, [])]
 
 
 def project_ratios(project: Project) -> dict[str, float]:
@@ -234,6 +278,55 @@ class SqlImageStore(ImageStore):
         # The thumbnail's bytes now live in its staged file; a zip import holds many of these.
         return PreparedImage(name, staged, replace(decoded, thumbnail=b""), thumb)
 
+    async def save_files(
+        self,
+        dataset: str,
+        split: str | None,
+        files: builtins.list[tuple[str, Path | IO[bytes]]],
+    ) -> builtins.list[ImageInfo | DuplicateImage | Invalid]:
+        """As the ABC says: ``SAVE_BATCH`` files at a time are prepared (``PREPARE_AHEAD`` at
+        once, with no transaction open), then registered in one unit."""
+        if split is not None:
+            validate_split(split)
+        outcomes: builtins.list[ImageInfo | DuplicateImage | Invalid] = []
+        for first in range(0, len(files), SAVE_BATCH):
+            ready = await self._prepare_all(files[first : first + SAVE_BATCH])
+            try:
+                prepared = [r for r in ready if isinstance(r, PreparedImage)]
+                registered = iter(await self._register_all(dataset, split, prepared))
+                outcomes += [next(registered) if isinstance(r, PreparedImage) else r for r in ready]
+            finally:
+                for item in ready:
+                    if isinstance(item, PreparedImage):
+                        discard(item)
+        return outcomes
+
+    async def _prepare_all(
+        self, files: builtins.list[tuple[str, Path | IO[bytes]]]
+    ) -> builtins.list[PreparedImage | Invalid]:
+        """``prepare`` every file, ``PREPARE_AHEAD`` at a time; an ``Invalid`` is that file's
+        outcome. Any other error discards what was prepared and is raised."""
+        ready: dict[int, PreparedImage | Invalid] = {}
+        queue = iter(enumerate(files))
+
+        async def work() -> None:
+            for index, (name, source) in queue:
+                try:
+                    ready[index] = await self.prepare(name, source)
+                except Invalid as error:
+                    ready[index] = error
+
+        workers = [work() for _ in range(min(PREPARE_AHEAD, len(files)))]
+        failures = [
+            e for e in await asyncio.gather(*workers, return_exceptions=True) if e is not None
+        ]
+        if failures:
+            for item in ready.values():
+                if isinstance(item, PreparedImage):
+                    discard(item)
+            raise failures[0]
+        return [ready[index] for index in range(len(files))]
+
     async def register(
         self,
         dataset: str,
@@ -251,61 +344,147 @@ class SqlImageStore(ImageStore):
         """
         if split is not None:
             validate_split(split)
-        async with self._db.unit() as uow:
-            plan = await self._plan(uow.session, dataset, split, prepared, session_id)
-            place_new(prepared.staged.path, plan.final)
-            uow.on_rollback(partial(unlink_quietly, plan.final))
-            for path in self._place_thumbnail(plan.project_name, prepared):
-                uow.on_rollback(partial(unlink_quietly, path))
-            row = self._new_row(plan, prepared, session_id)
-            uow.session.add(row)
-            await uow.session.execute(
-                update(Project).where(Project.id == plan.project_id).values(modified_at=now())
-            )
-            await uow.commit()
-        return image_info(self._layout, plan.project_name, row, has_labels=False)
+        (outcome,) = await self._register_all(dataset, split, [prepared], session_id=session_id)
+        if isinstance(outcome, DuplicateImage):
+            raise outcome
+        return outcome
 
-    async def _plan(  # type: ignore[no-untyped-def]
+    async def _register_all(
         self,
-        session,
         dataset: str,
         split: str | None,
-        prepared: PreparedImage,
-        session_id: int | None,
-    ) -> _Plan:
-        """Where prepared bytes go: their project, split and free name, checked against the
-        project's images (``DuplicateImage``, ``NotFound``)."""
-        name, staged, decoded = prepared.name, prepared.staged, prepared.decoded
-        project = await project_by_name(session, dataset)
-        if session_id is not None:
-            owner = await session.scalar(
-                select(CaptureSession.project_id).where(CaptureSession.id == session_id)
-            )
-            if owner != project.id:
-                raise NotFound(
-                    f"There is no capture session {session_id} in project {project.name!r}."
+        prepared: builtins.list[PreparedImage],
+        *,
+        session_id: int | None = None,
+    ) -> builtins.list[ImageInfo | DuplicateImage]:
+        """``register`` for many prepared files in one unit, with a fixed number of queries:
+        each file is checked against the project and the files before it (``DuplicateImage``
+        for the same bytes), then all are linked in place, inserted and committed together."""
+        if not prepared:
+            return []
+        async with self._db.unit() as uow:
+            session = uow.session
+            project = await project_by_name(session, dataset)
+            if session_id is not None:
+                owner = await session.scalar(
+                    select(CaptureSession.project_id).where(CaptureSession.id == session_id)
                 )
-        # One indexed query answers "same bytes?", "near-duplicates?" and "name free?".
-        neighbours = await self._neighbours(
-            session, project.id, staged.sha256, decoded.phash, stem_key(name)
-        )
-        existing = next((n.filename for n in neighbours if n.sha256 == staged.sha256), None)
-        if existing is not None:
-            raise DuplicateImage(
-                f"The same image is already in project {project.name!r} as {existing!r}.",
-                existing_filename=existing,
+                if owner != project.id:
+                    raise NotFound(
+                        f"There is no capture session {session_id} in project {project.name!r}."
+                    )
+            # One indexed query answers "same bytes?", "name free?" and, when the split is
+            # drawn, "near-duplicates?" for the whole batch.
+            known = _Known(await self._neighbours(session, project.id, prepared, split is None))
+            plans: builtins.list[_Plan | DuplicateImage] = []
+            for index, item in enumerate(prepared):
+                plan = await self._plan(session, project, split, item, known)
+                if isinstance(plan, _Plan):
+                    known.add(
+                        Neighbour(
+                            BATCH_IDS + index,
+                            plan.filename,
+                            stem_key(plan.filename),
+                            item.staged.sha256,
+                            item.decoded.phash,
+                            plan.split,
+                        )
+                    )
+                plans.append(plan)
+            placing = [
+                (p, item) for p, item in zip(plans, prepared, strict=True) if isinstance(p, _Plan)
+            ]
+            rows = await self._insert_all(uow, project, placing, session_id) if placing else []
+            await uow.commit()
+        infos = iter(image_info(self._layout, project.name, row, has_labels=False) for row in rows)
+        return [p if isinstance(p, DuplicateImage) else next(infos) for p in plans]
+
+    async def _plan(  # type: ignore[no-untyped-def]
+        self, session, project: Project, split: str | None, item: PreparedImage, known: _Known
+    ) -> _Plan | DuplicateImage:
+        """Where prepared bytes go: their split and a free name, or the image they duplicate."""
+        sha = item.staged.sha256
+        twin = known.by_sha.get(sha)
+        if twin is not None:
+            return DuplicateImage(
+                f"The same image is already in project {project.name!r} as {twin.filename!r}.",
+                existing_filename=twin.filename,
             )
         if split is None:
-            twin = nearest_duplicate(neighbours, decoded.phash)
-            split = twin or draw_split(staged.sha256, project_ratios(project))
-        final = self._layout.image(project.name, split, name)
-        if any(n.stem_key == stem_key(name) for n in neighbours) or final.exists():
-            name = await self._free_name(session, project, split, name)
-            final = self._layout.image(project.name, split, name)
-        return _Plan(project.id, project.name, split, name, final)
+            phash = item.decoded.phash
+            split = nearest_duplicate(known.near(phash), phash) or draw_split(
+                sha, project_ratios(project)
+            )
+        name = item.name
+        if stem_key(name) in known.stems or self._layout.image(project.name, split, name).exists():
+            name = await self._free_name(session, project, split, name, known.stems)
+        return _Plan(
+            project.id, project.name, split, name, self._layout.image(project.name, split, name)
+        )
 
-    def _new_row(self, plan: _Plan, prepared: PreparedImage, session_id: int | None) -> Image:
-        stat = plan.final.stat()
+    async def _insert_all(  # type: ignore[no-untyped-def]
+        self,
+        uow,
+        project: Project,
+        placing: builtins.list[tuple[_Plan, PreparedImage]],
+        session_id: int | None,
+    ) -> builtins.list[Image]:
+        """Put the planned files in place (undone if the unit rolls back) and add their rows."""
+        placed: builtins.list[Path] = []
+        try:
+            stats = await _in_thread_to_the_end(self._place_all, project.name, placing, placed)
+        finally:
+            for path in placed:
+                uow.on_rollback(partial(unlink_quietly, path))
+        created = now()
+        rows = [
+            self._new_row(plan, item, stat, session_id, created)
+            for (plan, item), stat in zip(placing, stats, strict=True)
+        ]
+        uow.session.add_all(rows)
+        await uow.session.execute(
+            update(Project).where(Project.id == project.id).values(modified_at=created)
+        )
+        return rows
+
+    def _place_all(
+        self,
+        project_name: str,
+        placing: builtins.list[tuple[_Plan, PreparedImage]],
+        placed: builtins.list[Path],
+    ) -> builtins.list[os.stat_result]:
+        """Link every image (and its thumbnail, unless one is there already: content-addressed,
+        it holds the same picture) in place, never overwriting, then sync each folder once
+        (not once per file); each path it linked goes into ``placed`` at once, for the caller
+        to undo. Returns the images' stats."""
+        folders: set[Path] = set()
+        stats: builtins.list[os.stat_result] = []
+        for plan, item in placing:
+            _link_new(item.staged.path, plan.final, folders)
+            placed.append(plan.final)
+            stats.append(plan.final.stat())
+            if item.thumb is None:
+                continue
+            thumb = self._layout.thumb(project_name, item.staged.sha256)
+            if thumb.exists():
+                continue
+            try:
+                _link_new(item.thumb.path, thumb, folders)
+            except FileExistsError:
+                continue
+            placed.append(thumb)
+        for folder in folders:
+            fsync_dir(folder)
+        return stats
+
+    def _new_row(
+        self,
+        plan: _Plan,
+        prepared: PreparedImage,
+        stat: os.stat_result,
+        session_id: int | None,
+        created: float,
+    ) -> Image:
         decoded = prepared.decoded
         return Image(
             project_id=plan.project_id,
@@ -324,45 +503,39 @@ class SqlImageStore(ImageStore):
             no_objects=False,
             version=0,
             session_id=session_id,
-            created_at=now(),
+            created_at=created,
         )
 
-    def _place_thumbnail(self, project_name: str, prepared: PreparedImage) -> builtins.list[Path]:
-        """Link the staged thumbnail in place unless one is there already (content-addressed:
-        it holds the same picture); returns what it placed, for the caller to undo."""
-        if prepared.thumb is None:
-            return []
-        final = self._layout.thumb(project_name, prepared.staged.sha256)
-        if final.exists():
-            return []
-        try:
-            place_new(prepared.thumb.path, final)
-        except FileExistsError:
-            return []
-        return [final]
-
     async def _neighbours(  # type: ignore[no-untyped-def]
-        self, session, project_id: int, sha256: str, phash: str | None, stem: str
+        self, session, project_id: int, prepared: builtins.list[PreparedImage], near: bool
     ) -> builtins.list[Neighbour]:
-        """The project's images with these bytes, this stem, or a phash band in common (the
-        near-duplicate candidates): (id, filename, stem_key, sha256, phash, split) rows."""
-        terms = [Image.sha256 == sha256, Image.stem_key == stem]
-        if phash is not None:
-            terms += [
-                col == band for col, band in zip(BAND_COLUMNS, phash_bands(phash), strict=True)
-            ]
+        """The project's images with the bytes or the stem of a prepared file, or (``near``) a
+        phash band in common with one (the near-duplicate candidates)."""
+        terms = [
+            Image.sha256.in_(sorted({p.staged.sha256 for p in prepared})),
+            Image.stem_key.in_(sorted({stem_key(p.name) for p in prepared})),
+        ]
+        if near:
+            bands = [phash_bands(p.decoded.phash) for p in prepared if p.decoded.phash]
+            if bands:
+                terms += [
+                    col.in_(sorted({band for b in bands if (band := b[n]) is not None}))
+                    for n, col in enumerate(BAND_COLUMNS)
+                ]
         query = select(
             Image.id, Image.filename, Image.stem_key, Image.sha256, Image.phash, Image.split
         ).where(
-            # One (project, column) equality per term: SQLite then searches each term's index
+            # One (project, column) term per column: SQLite then searches each term's index
             # (MULTI-INDEX OR); "project AND (a OR b …)" would scan the whole project instead.
             or_(*(and_(Image.project_id == project_id, term) for term in terms))
         )
         return [Neighbour(*row) for row in await session.execute(query)]
 
-    async def _free_name(self, session, project: Project, split: str, name: str) -> str:  # type: ignore[no-untyped-def]
-        """``name``, or ``stem-N.ext`` with the smallest N whose stem is free (ignoring case) and
-        whose path holds no stray file."""
+    async def _free_name(  # type: ignore[no-untyped-def]
+        self, session, project: Project, split: str, name: str, reserved: set[str]
+    ) -> str:
+        """``name``, or ``stem-N.ext`` with the smallest N whose stem is free (ignoring case; not
+        in the project nor in ``reserved``) and whose path holds no stray file."""
         stem, suffix = Path(name).stem, Path(name).suffix
         # Ask for the candidates a chunk at a time, by the unique stem index.
         for first in range(0, MAX_SUFFIX_TRIES, SUFFIX_CHUNK):
@@ -379,7 +552,7 @@ class SqlImageStore(ImageStore):
                 )
             )
             for candidate in candidates:
-                if stem_key(candidate) in taken:
+                if stem_key(candidate) in taken or stem_key(candidate) in reserved:
                     continue
                 if self._layout.image(project.name, split, candidate).exists():
                     continue  # a stray file no row owns: never overwritten
@@ -668,6 +841,28 @@ class SqlImageStore(ImageStore):
         async with self._db.reader() as session:
             project = await project_by_name(session, dataset)
             return (await split_counts(session, [project.id]))[project.id]
+
+
+async def _in_thread_to_the_end(function: Callable[..., T], *args: Any) -> T:
+    """Run ``function`` in a worker thread; a cancelled caller still waits for it to end, so
+    what it did (files it placed) is known before the unit rolls back."""
+    future = asyncio.get_running_loop().run_in_executor(None, function, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
+
+
+def _link_new(staged: Path, final: Path, folders: set[Path]) -> None:
+    """``place_new`` without its folder sync: link a staged file in place (``FileExistsError``
+    rather than overwrite), drop the temp name, and add the folder to ``folders``, which the
+    caller syncs once for all its files before the commit."""
+    if final.parent not in folders:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    os.link(staged, final)
+    folders.add(final.parent)
+    staged.unlink()
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import io
 import sqlite3
+import threading
+import time
 from collections import Counter
 from pathlib import Path
+from typing import IO, Any
 
 import cv2
 import numpy as np
@@ -16,10 +19,11 @@ import pytest
 from alembic import command
 
 from app.db.migrate import alembic_config
-from app.domain.errors import NotFound
+from app.domain.errors import DuplicateImage, Invalid, NotFound
 from app.domain.models import SPLITS, ImageInfo
 from app.domain.splits import DEFAULT_RATIOS, draw_split
 from app.domain.stores import Stores
+from app.repositories.common import stem_key
 from app.repositories.imaging import (
     NEAR_DUPLICATE_DISTANCE,
     PHASH_BAND_BITS,
@@ -299,6 +303,184 @@ async def test_concurrent_uploads_of_one_stem_into_different_splits_get_differen
         f"val/{second.filename}",
     }
     assert tmp_files(stores) == set()
+
+
+# --- many files at once (save_files) -----------------------------------------------------------
+
+
+def sources(*items: tuple[str, bytes]) -> list[tuple[str, Path | IO[bytes]]]:
+    return [(name, io.BytesIO(data)) for name, data in items]
+
+
+async def test_many_files_get_one_outcome_each_in_order(stores: Stores, project: str) -> None:
+    existing = await save(stores, "old.png", png(1), split="val")
+
+    outcomes = await stores.image.save_files(
+        project,
+        "train",
+        sources(
+            ("a.png", png(2)),
+            ("again.png", png(1)),  # already in the project
+            ("notes.jpg", b"not a picture at all"),
+            ("b.png", png(3)),
+            ("b-copy.png", png(3)),  # the same bytes as a file before it in the call
+        ),
+    )
+
+    stored_a, dup_old, refused, stored_b, dup_b = outcomes
+    assert isinstance(stored_a, ImageInfo) and isinstance(stored_b, ImageInfo)
+    assert (stored_a.filename, stored_a.split, stored_b.filename) == ("a.png", "train", "b.png")
+    assert isinstance(dup_old, DuplicateImage) and dup_old.existing_filename == existing.filename
+    assert isinstance(dup_b, DuplicateImage) and dup_b.existing_filename == "b.png"
+    assert isinstance(refused, Invalid) and not isinstance(refused, DuplicateImage)
+    assert "not an image" in refused.message
+    listed = {i.filename: i for i in await stores.image.list(project)}
+    assert set(listed) == {"old.png", "a.png", "b.png"}
+    assert listed["a.png"].id == stored_a.id and listed["a.png"].sha256 == sha256(png(2))
+    assert image_file(stores, "train", "b.png").read_bytes() == png(3)
+    assert files_under(project_dir(stores) / "images") == {
+        "val/old.png",
+        "train/a.png",
+        "train/b.png",
+    }
+    assert files_under(project_dir(stores) / "thumbs") == {
+        f"{sha256(data)}.jpg" for data in (png(1), png(2), png(3))
+    }
+    assert tmp_files(stores) == set()
+
+
+async def test_files_of_one_stem_in_one_call_get_different_stems(
+    stores: Stores, project: str
+) -> None:
+    await save(stores, "A.png", png(1), split="val")
+
+    outcomes = await stores.image.save_files(
+        project, None, sources(("a.jpg", jpg(2)), ("a.png", png(3)), ("A.PNG", png(4)))
+    )
+
+    names = [o.filename for o in outcomes if isinstance(o, ImageInfo)]
+    assert names == ["a-1.jpg", "a-2.png", "A-3.png"]  # extensions are stored lower-case
+    assert {stem_key(i.filename) for i in await stores.image.list(project)} == {
+        "a",
+        "a-1",
+        "a-2",
+        "a-3",
+    }
+
+
+async def test_a_near_duplicate_earlier_in_the_call_gives_its_split(
+    stores: Stores, project: str
+) -> None:
+    base = scene_drawn_to("test")
+    twins = [encode(near_twin(base, s), ".png") for s in range(6)]
+    assert {drawn(data) for data in twins} != {"test"}  # some would draw elsewhere alone
+
+    outcomes = await stores.image.save_files(
+        project,
+        None,
+        sources(
+            ("first.png", encode(base, ".png")), *((f"t{n}.png", d) for n, d in enumerate(twins))
+        ),
+    )
+
+    assert [o.split for o in outcomes if isinstance(o, ImageInfo)] == ["test"] * 7
+
+
+async def test_a_near_duplicate_already_stored_gives_its_split_to_a_batch(
+    stores: Stores, project: str
+) -> None:
+    base = scene(8)
+    twin = next(
+        data for step in range(50) if drawn(data := encode(near_twin(base, step), ".png")) != "val"
+    )
+    await save(stores, "first.png", encode(base, ".png"), split="val")
+
+    outcomes = await stores.image.save_files(
+        project, None, sources(("other.png", png(9)), ("twin.png", twin))
+    )
+
+    other, joined = outcomes
+    assert isinstance(other, ImageInfo) and isinstance(joined, ImageInfo)
+    assert other.split == drawn(png(9))
+    assert joined.split == "val"
+
+
+async def test_more_files_than_one_batch_are_all_checked_against_each_other(
+    stores: Stores, project: str
+) -> None:
+    many = [(f"i{n}.png", png(n, 16, 12)) for n in range(130)]
+    many.append(("late-copy.png", png(3, 16, 12)))  # the same bytes as i3.png, 127 files back
+    many.append(("I7.jpg", jpg(500, 16, 12)))  # the stem of i7.png
+
+    outcomes = await stores.image.save_files(project, None, sources(*many))
+
+    assert all(isinstance(o, ImageInfo) for o in outcomes[:130])
+    late, clash = outcomes[130:]
+    assert isinstance(late, DuplicateImage) and late.existing_filename == "i3.png"
+    assert isinstance(clash, ImageInfo) and clash.filename == "I7-1.jpg"
+    assert len(await stores.image.list(project)) == 131
+    assert tmp_files(stores) == set()
+
+
+async def test_a_call_inside_a_unit_that_is_not_committed_leaves_nothing(
+    stores: Stores, project: str
+) -> None:
+    async with stores.unit_of_work():
+        outcomes = await stores.image.save_files(
+            project, None, sources(("a.png", png(1)), ("b.png", png(2)))
+        )
+        assert all(isinstance(o, ImageInfo) for o in outcomes)
+        # leaving without commit rolls back
+
+    assert await stores.image.list(project) == []
+    assert files_under(project_dir(stores) / "images") == set()
+    assert files_under(project_dir(stores) / "thumbs") == set()
+    assert tmp_files(stores) == set()
+
+
+async def test_an_unknown_project_or_split_fails_the_whole_call(
+    stores: Stores, project: str
+) -> None:
+    with pytest.raises(NotFound):
+        await stores.image.save_files("nobody", None, sources(("a.png", png(1))))
+    with pytest.raises(Invalid):
+        await stores.image.save_files(project, "valid", sources(("a.png", png(1))))
+
+    assert await stores.image.list(project) == []
+    assert tmp_files(stores) == set()
+
+
+async def test_only_a_few_files_of_a_call_are_decoded_at_once(
+    stores: Stores, project: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if request.node.callspec.params.get("stores") != "sql":
+        pytest.skip("how many files are decoded at once is the SQL store's bound")
+    from app.repositories import images as sql_images
+
+    decoding, most = 0, 0
+    lock = threading.Lock()
+    decode = sql_images.decode_file
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal decoding, most
+        with lock:
+            decoding += 1
+            most = max(most, decoding)
+        try:
+            time.sleep(0.005)  # long enough for the others to pile up if nothing bounds them
+            return decode(*args, **kwargs)
+        finally:
+            with lock:
+                decoding -= 1
+
+    monkeypatch.setattr(sql_images, "decode_file", counting)
+
+    outcomes = await stores.image.save_files(
+        project, None, sources(*((f"i{n}.png", png(n, 16, 12)) for n in range(24)))
+    )
+
+    assert all(isinstance(o, ImageInfo) for o in outcomes)
+    assert 1 < most <= sql_images.PREPARE_AHEAD
 
 
 # --- rebalance ----------------------------------------------------------------------------

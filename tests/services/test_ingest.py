@@ -20,7 +20,7 @@ from app.domain.models import IngestResult
 from app.domain.splits import DEFAULT_RATIOS, draw_split
 from app.domain.stores import Stores
 from app.repositories import create_stores
-from app.services.ingest import MAX_ZIP_RATIO, ingest_files, totals
+from app.services.ingest import MAX_ZIP_RATIO, SAVE_CHUNK, ingest_files, totals
 from tests.conftest import encode, make_image
 
 PROJECT = "up"
@@ -373,6 +373,53 @@ async def test_a_zip_member_whose_header_understates_its_size_is_refused(
 
     assert results[0].status == "refused"  # only 100 bytes are ever read: a bad CRC or no image
     assert [r.status for r in results[1:]] == ["stored"]
+    await assert_only_stored_files_remain(stores, results)
+
+
+async def test_a_zip_member_damaged_inside_is_refused_and_the_others_stored(
+    stores: Stores, project: str
+) -> None:
+    good = png(2)
+    archive = bytearray(zipped({"a.png": png(1), "b.png": good}, zipfile.ZIP_STORED))
+    data_start = archive.find(png(1))
+    archive[data_start + 40] ^= 0xFF  # one flipped byte: the CRC no longer matches
+
+    results = await ingest_files(stores, project, files(("x.zip", bytes(archive))), "train")
+
+    assert [(r.original_name, r.status) for r in results] == [
+        ("x.zip/a.png", "refused"),
+        ("x.zip/b.png", "stored"),
+    ]
+    assert "cannot be read from the zip" in (results[0].reason or "")
+    assert "CRC" in (results[0].reason or "")
+    await assert_only_stored_files_remain(stores, results)
+
+
+async def test_files_and_zips_in_one_upload_keep_their_order_across_chunks(
+    stores: Stores, project: str
+) -> None:
+    archive = zipped({f"z{n}.png": png(100 + n, 16, 12) for n in range(SAVE_CHUNK + 5)})
+    uploads = files(
+        ("first.png", png(1, 16, 12)),
+        ("big.zip", archive),
+        ("last.png", png(2, 16, 12)),
+        ("z3-copy.png", png(103, 16, 12)),
+    )
+
+    results = await ingest_files(stores, project, uploads, "val")
+
+    assert [r.original_name for r in results] == [
+        "first.png",
+        *(f"big.zip/z{n}.png" for n in range(SAVE_CHUNK + 5)),
+        "last.png",
+        "z3-copy.png",
+    ]
+    assert [r.status for r in results[:-1]] == ["stored"] * (SAVE_CHUNK + 7)
+    assert (results[-1].status, results[-1].filename, results[-1].split) == (
+        "duplicate",
+        "z3.png",
+        "val",
+    )
     await assert_only_stored_files_remain(stores, results)
 
 
