@@ -8,11 +8,15 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from app.domain.models import (
+    ClassBoxes,
     ClassInfo,
     ClassUsage,
+    DatasetHealth,
     DatasetInfo,
     ImageInfo,
     IngestResult,
+    NearDuplicateGroup,
+    SplitHealth,
     TaskInfo,
 )
 from app.services.images import MAX_BULK
@@ -237,3 +241,100 @@ class UploadTotals(BaseModel):
 class UploadOut(BaseModel):
     results: list[IngestResultOut]
     totals: UploadTotals
+
+
+class SplitHealthOut(BaseModel):
+    """How far the images of a split (or of all, ``"all"``) are labelled."""
+
+    split: str
+    images: int
+    labelled: int = Field(description='Accepted boxes or marked "no objects".')
+    unlabelled: int = Field(description="Neither (pending suggestions alone leave it unlabelled).")
+    no_objects: int
+    with_suggestions: int = Field(description="Images with pending suggestions to review.")
+    missing: int = Field(description="Images whose file is gone from disk.")
+
+    @classmethod
+    def of(cls, health: SplitHealth) -> SplitHealthOut:
+        return cls(
+            split=health.split,
+            images=health.images,
+            labelled=health.labelled,
+            unlabelled=health.unlabelled,
+            no_objects=health.no_objects,
+            with_suggestions=health.with_suggestions,
+            missing=health.missing,
+        )
+
+
+class ClassBoxesOut(BaseModel):
+    id: int
+    index: int
+    name: str
+    colour: str
+    boxes: int = Field(description="Accepted boxes of this class.")
+
+    @classmethod
+    def of(cls, info: ClassBoxes) -> ClassBoxesOut:
+        return cls(
+            id=info.id, index=info.position, name=info.name, colour=info.colour, boxes=info.boxes
+        )
+
+
+class NearDuplicateGroupOut(BaseModel):
+    size: int = Field(description="Images in the group.")
+    splits: list[SplitName] = Field(description="The splits its images are in.")
+    spans_splits: bool = Field(description="In more than one split: train/val leakage.")
+    members: list[ImageOut] = Field(description="The first few (every split of the group).")
+
+    @classmethod
+    def of(cls, group: NearDuplicateGroup) -> NearDuplicateGroupOut:
+        return cls(
+            size=group.size,
+            splits=list(group.splits),
+            spans_splits=group.spans_splits,
+            members=[ImageOut.of(m) for m in group.members],
+        )
+
+
+class NearDuplicatesOut(BaseModel):
+    groups: int = Field(description="Near-duplicate groups (perceptual hashes a few bits apart).")
+    images: int = Field(description="Images in those groups.")
+    leaking_groups: int = Field(description="Groups with images in more than one split.")
+    leaking_images: int
+    shown: list[NearDuplicateGroupOut] = Field(
+        description="The first groups: those spanning splits first, then the biggest."
+    )
+
+
+class DatasetHealthOut(BaseModel):
+    project: str
+    splits: list[SplitHealthOut] = Field(description="train, val, test.")
+    total: SplitHealthOut
+    classes: list[ClassBoxesOut] = Field(description="In class (YOLO index) order.")
+    boxes: int = Field(description="Accepted boxes in all.")
+    exact_duplicates: int = Field(
+        description="Stored copies of a file beyond its first: always 0, as the same bytes are "
+        "never stored twice in a project."
+    )
+    unhashed: int = Field(description="Images without a perceptual hash (never grouped).")
+    near_duplicates: NearDuplicatesOut
+
+    @classmethod
+    def of(cls, health: DatasetHealth) -> DatasetHealthOut:
+        return cls(
+            project=health.dataset,
+            splits=[SplitHealthOut.of(s) for s in health.splits],
+            total=SplitHealthOut.of(health.total),
+            classes=[ClassBoxesOut.of(c) for c in health.classes],
+            boxes=health.boxes,
+            exact_duplicates=health.exact_duplicates,
+            unhashed=health.unhashed,
+            near_duplicates=NearDuplicatesOut(
+                groups=health.near_duplicate_groups,
+                images=health.near_duplicate_images,
+                leaking_groups=health.leaking_groups,
+                leaking_images=health.leaking_images,
+                shown=[NearDuplicateGroupOut.of(g) for g in health.groups],
+            ),
+        )

@@ -80,6 +80,8 @@ def test_upload_five_files_then_move_one_to_val_and_find_it_by_the_val_filter(
     expect(duplicate.locator(".detail")).to_contain_text("corner.jpg")
     # The splits box and the head's counts came back after the upload.
     expect(page.locator("#counts .total dd")).to_have_text("3")
+    expect(page.locator("#health .health-loading")).to_have_count(0)  # the health came back
+    expect(page.locator("#health")).not_to_contain_text("No images yet")
     shoot(page, "project-upload-results")
 
     page.get_by_role("link", name="See them in the grid").click()

@@ -20,6 +20,7 @@ PAGES = [
     "/projects/birds/images?split=val&state=labelled",
     "/projects/birds/images/gull.png",
     "/projects/birds/rebalance",
+    "/projects/birds/health",
     "/tasks",
     "/tasks/{task}",
     "/no-such-page",

@@ -425,7 +425,7 @@ async def test_the_image_page_draws_the_boxes_and_the_suggestions_and_shows_the_
     assert "width: 50.0%" in box.attrs["style"] and "height: 40.0%" in box.attrs["style"]
     assert box.text() == "cat"
     details = page.find("dl", **{"class": "meta-list"}).text()
-    assert "40 × 30 px" in details
+    assert "40 \u00d7 30 px" in details
     assert info.sha256 in details
     suggestion = parse(c.text).find("span", class_="suggestion")
     assert suggestion.text() == "dog 0.87?"
