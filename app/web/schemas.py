@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any, Literal
-from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
@@ -20,6 +19,7 @@ from app.domain.models import (
     TaskInfo,
 )
 from app.services.images import MAX_BULK
+from app.web.urls import image_url, thumb_url
 
 
 class ProjectCreate(BaseModel):
@@ -168,7 +168,6 @@ class ImageOut(BaseModel):
 
     @classmethod
     def of(cls, info: ImageInfo) -> ImageOut:
-        project = quote(info.dataset, safe="")
         return cls(
             id=info.id,
             filename=info.filename,
@@ -182,8 +181,8 @@ class ImageOut(BaseModel):
             split_pinned=info.split_pinned,
             version=info.version,
             sha256=info.sha256,
-            url=f"/media/{project}/images/{info.split}/{quote(info.filename, safe='')}",
-            thumb_url=f"/media/{project}/thumbs/{info.sha256}.jpg",
+            url=image_url(info),
+            thumb_url=thumb_url(info),
         )
 
 
