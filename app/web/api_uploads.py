@@ -11,6 +11,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.datastructures import UploadFile
 
 from app.config import Settings
+from app.domain.models import IngestResult
+from app.domain.stores import Stores
 from app.services import ingest as ingest_service
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
@@ -56,11 +58,15 @@ def request_byte_limit(settings: Settings) -> int:
     return ingest_service.zip_byte_limit(settings.max_upload_bytes) + FORM_OVERHEAD_BYTES
 
 
-@router.post("/projects/{name}/images", response_model=UploadOut, openapi_extra=UPLOAD_BODY)
-async def upload_images(name: str, request: Request, stores: StoresDep) -> UploadOut:
-    """Store the uploaded images (and the images in uploaded zips); answers what became of
-    each one: stored, duplicate (already in the project: not stored twice) or refused with the
-    reason. One bad file never fails the others."""
+async def store_upload(
+    request: Request, stores: Stores, name: str
+) -> tuple[list[IngestResult], str | None]:
+    """Store the files of a multipart upload (``files`` fields, an optional ``split``): the
+    API's and the upload box's. Returns every file's result and the split asked for.
+
+    Refused whole, before anything is stored: a declared length over the limit (413, before
+    the body is read), a body that is not multipart, no file, an unknown project or split.
+    """
     settings: Settings = request.app.state.settings
     limit = request_byte_limit(settings)
     length = request.headers.get("content-length", "")
@@ -74,24 +80,35 @@ async def upload_images(name: str, request: Request, stores: StoresDep) -> Uploa
         raise HTTPException(422, "Send the files as multipart/form-data in 'files' fields.")
     form = await request.form(max_files=MAX_FILES_PER_REQUEST, max_fields=MAX_FIELDS_PER_REQUEST)
     try:
-        uploads = form.getlist("files")
-        if not uploads:
-            raise HTTPException(422, "The request holds no files: send them in 'files' fields.")
-        if not all(isinstance(u, UploadFile) for u in uploads):
+        # A form sent with no file chosen carries one empty part: nothing, not an error.
+        fields = [f for f in form.getlist("files") if f != ""]
+        if not all(isinstance(u, UploadFile) for u in fields):
             raise HTTPException(422, "Every 'files' field must be a file, not text.")
+        uploads = [u for u in fields if isinstance(u, UploadFile) and u.filename]
+        if not uploads:
+            raise HTTPException(422, "Choose the files to upload first: the request has none.")
         split = form.get("split")
         if not isinstance(split, str | None):
             raise HTTPException(422, "The 'split' field must be text.")
-        files = [(u.filename or "upload", u.file) for u in uploads if isinstance(u, UploadFile)]
+        split = split.strip() if split and split.strip() else None
         results = await ingest_service.ingest_files(
             stores,
             name,
-            files,
-            split or None,
+            [(u.filename or "upload", u.file) for u in uploads],
+            split,
             max_zip_bytes=ingest_service.zip_byte_limit(settings.max_upload_bytes),
         )
     finally:
         await form.close()
+    return results, split
+
+
+@router.post("/projects/{name}/images", response_model=UploadOut, openapi_extra=UPLOAD_BODY)
+async def upload_images(name: str, request: Request, stores: StoresDep) -> UploadOut:
+    """Store the uploaded images (and the images in uploaded zips); answers what became of
+    each one: stored, duplicate (already in the project: not stored twice) or refused with the
+    reason. One bad file never fails the others."""
+    results, _ = await store_upload(request, stores, name)
     counted = ingest_service.totals(results)
     return UploadOut(
         results=[IngestResultOut.of(r) for r in results], totals=UploadTotals(**counted)

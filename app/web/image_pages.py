@@ -12,17 +12,15 @@ from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.datastructures import UploadFile
 
-from app.config import Settings
 from app.domain.errors import Invalid
-from app.domain.models import SPLITS, ImageFilter, ImageState, IngestResult
+from app.domain.models import SPLITS, ImageFilter, ImageState
 from app.services import images as image_service
 from app.services import ingest as ingest_service
 from app.services import projects as project_service
-from app.web.api_uploads import MAX_FIELDS_PER_REQUEST, MAX_FILES_PER_REQUEST, request_byte_limit
+from app.web.api_uploads import store_upload
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
 from app.web.formatting import plural
@@ -258,47 +256,12 @@ async def move_one_image(
 # --- upload ----------------------------------------------------------------------------------
 
 
-async def _read_upload(
-    request: Request, stores: StoresDep, name: str
-) -> tuple[list[IngestResult], str | None]:
-    """Store the files of a multipart form posted by the upload box (one batch of them)."""
-    settings: Settings = request.app.state.settings
-    limit = request_byte_limit(settings)
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise HTTPException(
-            413,
-            f"The upload is {int(length) / 2**20:.0f} MB; one upload may carry at most "
-            f"{limit / 2**20:.0f} MB. Add the files a few at a time.",
-        )
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise Invalid("Choose the files to upload.")
-    form = await request.form(max_files=MAX_FILES_PER_REQUEST, max_fields=MAX_FIELDS_PER_REQUEST)
-    try:
-        uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile) and u.filename]
-        if not uploads:
-            raise Invalid("Choose the files to upload first.")
-        split = form.get("split")
-        split = split.strip() if isinstance(split, str) and split.strip() else None
-        files = [(u.filename or "upload", u.file) for u in uploads]
-        results = await ingest_service.ingest_files(
-            stores,
-            name,
-            files,
-            split,
-            max_zip_bytes=ingest_service.zip_byte_limit(settings.max_upload_bytes),
-        )
-    finally:
-        await form.close()
-    return results, split
-
-
 @router.post("/projects/{name}/upload")
 async def upload(request: Request, name: str, stores: StoresDep) -> HTMLResponse:
     """Store uploaded images and zips; the upload box gets one row per file (``upload.js``
     sends a page's worth of files per request and adds up the totals), a plain form the
     project page with every row."""
-    results, split = await _read_upload(request, stores, name)
+    results, split = await store_upload(request, stores, name)
     project = await project_service.get_project(stores, name)
     context = {
         **project_context(project),

@@ -189,7 +189,7 @@ async def test_upload_with_no_file_chosen_says_so(
     )
 
     assert response.status_code == 422
-    assert "Choose the files" in response.text
+    assert "Choose the files to upload first" in response.text
 
 
 async def test_upload_to_a_project_that_does_not_exist_is_a_404(
