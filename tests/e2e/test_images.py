@@ -193,3 +193,50 @@ def test_the_image_page_draws_the_boxes_over_the_upright_image(
     assert abs((drawn["x"] - frame["x"]) / frame["width"] - 0.15) < 0.02
     assert abs(drawn["width"] / frame["width"] - 0.3) < 0.02
     shoot(page, "image-page")
+
+
+@pytest.mark.e2e
+def test_a_missing_thumbnail_is_made_again_when_the_grid_shows_it(
+    live: LiveServer, page: Page
+) -> None:
+    project = "thumbs"
+    with api(live) as http:
+        assert http.post("/api/v1/projects", json={"name": project, "classes": ["car"]}).is_success
+    name = seed_image(live, project, "lost.png", [], seed=8)
+    info = live.run(live.stores.image.get(project, name))
+    thumb = live.data_dir / "projects" / project / "thumbs" / f"{info.sha256}.jpg"
+    thumb.unlink()
+
+    page.goto(f"/projects/{project}/images")
+
+    image = page.locator("#tiles img")
+    expect(image).to_have_attribute("src", f"/api/v1/projects/{project}/images/{name}/thumbnail")
+    page.wait_for_function("() => document.querySelector('#tiles img').naturalWidth > 0")
+    assert thumb.is_file()
+
+
+@pytest.mark.e2e
+def test_the_health_section_warns_when_near_duplicates_span_splits(
+    live: LiveServer, page: Page, tmp_path: Path
+) -> None:
+    project = "leaky"
+    with api(live) as http:
+        assert http.post("/api/v1/projects", json={"name": project, "classes": ["car"]}).is_success
+    original = photo(21)
+    pixels = cv2.imdecode(np.frombuffer(original, np.uint8), cv2.IMREAD_COLOR)
+    ok, recompressed = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    assert ok
+    page.goto(f"/projects/{project}")
+    named = {"shot.jpg": original, "shot-small.jpg": recompressed.tobytes(), "other.jpg": photo(22)}
+    page.locator("#upload-files").set_input_files(files(tmp_path, named))
+    expect(page.locator(".upload-totals [data-total=stored]")).to_have_text("3")
+    # The re-encoded copy joined its twin's split; moving it by hand makes the pair leak.
+    shot = live.run(live.stores.image.get(project, "shot.jpg"))
+    copy = live.run(live.stores.image.get(project, "shot-small.jpg"))
+    assert copy.split == shot.split
+    other_split = "val" if shot.split != "val" else "test"
+    live.run(live.stores.image.move_many(project, ["shot-small.jpg"], other_split))
+
+    page.reload()
+    expect(page.locator("#health-leak")).to_contain_text("Train/val leakage")
+    shoot(page, "project-health-leak")
