@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple, TypeVar
 
 import numpy as np
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import CaptureSession, Image, Label, Project, ProjectClass
@@ -394,9 +394,9 @@ class SqlImageStore(ImageStore):
             placing = [
                 (p, item) for p, item in zip(plans, prepared, strict=True) if isinstance(p, _Plan)
             ]
-            rows = await self._insert_all(uow, project, placing, session_id) if placing else []
+            stored = await self._insert_all(uow, project, placing, session_id) if placing else []
             await uow.commit()
-        infos = iter(image_info(self._layout, project.name, row, has_labels=False) for row in rows)
+        infos = iter(stored)
         return [p if isinstance(p, DuplicateImage) else next(infos) for p in plans]
 
     async def _plan(  # type: ignore[no-untyped-def]
@@ -428,8 +428,9 @@ class SqlImageStore(ImageStore):
         project: Project,
         placing: builtins.list[tuple[_Plan, PreparedImage]],
         session_id: int | None,
-    ) -> builtins.list[Image]:
-        """Put the planned files in place (undone if the unit rolls back) and add their rows."""
+    ) -> builtins.list[ImageInfo]:
+        """Put the planned files in place (undone if the unit rolls back) and insert their rows
+        with one multi-row INSERT (no ORM objects: a batch costs one statement)."""
         placed: builtins.list[Path] = []
         try:
             stats = await _in_thread_to_the_end(self._place_all, project.name, placing, placed)
@@ -438,14 +439,20 @@ class SqlImageStore(ImageStore):
                 uow.on_rollback(partial(unlink_quietly, path))
         created = now()
         rows = [
-            self._new_row(plan, item, stat, session_id, created)
+            _new_row(plan, item, stat, session_id, created)
             for (plan, item), stat in zip(placing, stats, strict=True)
         ]
-        uow.session.add_all(rows)
+        # RETURNING's order is SQLite's to choose (asking SQLAlchemy to sort it would insert
+        # row by row): the ids are matched by sha256, unique in the project.
+        inserted = await uow.session.execute(insert(Image).returning(Image.sha256, Image.id), rows)
+        ids = {sha: image_id for sha, image_id in inserted}
         await uow.session.execute(
             update(Project).where(Project.id == project.id).values(modified_at=created)
         )
-        return rows
+        return [
+            _new_info(plan.final, project.name, row, ids[row["sha256"]])
+            for (plan, _), row in zip(placing, rows, strict=True)
+        ]
 
     def _place_all(
         self,
@@ -476,35 +483,6 @@ class SqlImageStore(ImageStore):
         for folder in folders:
             fsync_dir(folder)
         return stats
-
-    def _new_row(
-        self,
-        plan: _Plan,
-        prepared: PreparedImage,
-        stat: os.stat_result,
-        session_id: int | None,
-        created: float,
-    ) -> Image:
-        decoded = prepared.decoded
-        return Image(
-            project_id=plan.project_id,
-            split=plan.split,
-            split_pinned=False,
-            filename=plan.filename,
-            stem_key=stem_key(plan.filename),
-            sha256=prepared.staged.sha256,
-            phash=decoded.phash,
-            **band_values(decoded.phash),
-            width=decoded.width,
-            height=decoded.height,
-            size_bytes=stat.st_size,
-            mtime_ns=stat.st_mtime_ns,
-            missing=False,
-            no_objects=False,
-            version=0,
-            session_id=session_id,
-            created_at=created,
-        )
 
     async def _neighbours(  # type: ignore[no-untyped-def]
         self, session, project_id: int, prepared: builtins.list[PreparedImage], near: bool
@@ -852,6 +830,55 @@ async def _in_thread_to_the_end(function: Callable[..., T], *args: Any) -> T:
     except asyncio.CancelledError:
         await asyncio.wait([future])
         raise
+
+
+def _new_row(
+    plan: _Plan,
+    prepared: PreparedImage,
+    stat: os.stat_result,
+    session_id: int | None,
+    created: float,
+) -> dict[str, Any]:
+    """The values of a new image's row."""
+    decoded = prepared.decoded
+    return {
+        "project_id": plan.project_id,
+        "split": plan.split,
+        "split_pinned": False,
+        "filename": plan.filename,
+        "stem_key": stem_key(plan.filename),
+        "sha256": prepared.staged.sha256,
+        "phash": decoded.phash,
+        **band_values(decoded.phash),
+        "width": decoded.width,
+        "height": decoded.height,
+        "size_bytes": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "missing": False,
+        "no_objects": False,
+        "version": 0,
+        "session_id": session_id,
+        "created_at": created,
+    }
+
+
+def _new_info(path: Path, project_name: str, row: dict[str, Any], image_id: int) -> ImageInfo:
+    """The ``ImageInfo`` of a row just inserted from ``_new_row`` values."""
+    return ImageInfo(
+        filename=row["filename"],
+        split=row["split"],
+        path=path,
+        width=row["width"],
+        height=row["height"],
+        size_bytes=row["size_bytes"],
+        has_labels=False,
+        id=image_id,
+        dataset=project_name,
+        sha256=row["sha256"],
+        phash=row["phash"],
+        session_id=row["session_id"],
+        created_at=row["created_at"],
+    )
 
 
 def _link_new(staged: Path, final: Path, folders: set[Path]) -> None:
