@@ -284,11 +284,12 @@ class ImageStore(ABC):
         filters: ImageFilter | None = None,
         *,
         after_id: int | None = None,
+        before_id: int | None = None,
         limit: int = 100,
     ) -> builtins.list[ImageInfo]:
         """Images matching every filter, in id order, ``limit`` after ``after_id`` (keyset
-        pagination). Raises ``NotFound`` (project), ``Invalid`` (split, class of another
-        project)."""
+        pagination); with ``before_id``, the ``limit`` before it, nearest first (the previous
+        image). Raises ``NotFound`` (project), ``Invalid`` (split, class of another project)."""
 
     @abstractmethod
     async def count(self, dataset: str, filters: ImageFilter | None = None) -> int:

@@ -681,6 +681,7 @@ class SqlImageStore(ImageStore):
         filters: ImageFilter | None = None,
         *,
         after_id: int | None = None,
+        before_id: int | None = None,
         limit: int = 100,
     ) -> builtins.list[ImageInfo]:
         if limit < 1:
@@ -691,11 +692,13 @@ class SqlImageStore(ImageStore):
             query = (
                 select(*GRID_COLUMNS, has_accepted_labels().label("labelled"))
                 .where(*await self._filtered(session, project, filters))
-                .order_by(Image.id)
+                .order_by(Image.id.desc() if before_id is not None else Image.id)
                 .limit(limit)
             )
             if after_id is not None:
                 query = query.where(Image.id > after_id)
+            if before_id is not None:
+                query = query.where(Image.id < before_id)
             rows = (await session.execute(query)).all()
         # One folder per split, not five path joins per image.
         folders = {split: self._layout.image(project.name, split, "") for split in SPLITS}

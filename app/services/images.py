@@ -45,6 +45,18 @@ async def list_images(
     return ImagePage(items, next_cursor, count)
 
 
+async def neighbours(
+    stores: Stores, project: str, filename: str, filters: ImageFilter | None = None
+) -> tuple[str | None, str | None]:
+    """The images before and after ``filename`` in grid order among those matching
+    ``filters`` (``None`` at either end). The image itself need not match: once labelled it
+    leaves an "unlabelled" filter, and the annotator still moves on from it. ``NotFound``."""
+    image = await stores.image.get(project, filename)
+    before = await stores.image.search(project, filters, before_id=image.id, limit=1)
+    after = await stores.image.search(project, filters, after_id=image.id, limit=1)
+    return (before[0].filename if before else None, after[0].filename if after else None)
+
+
 async def get_image(stores: Stores, project: str, filename: str) -> ImageInfo:
     """One image by name, in any split. ``NotFound``."""
     return await stores.image.get(project, filename)
