@@ -2,7 +2,7 @@
 class with its count; plus the near-duplicate grouping over the stored hashes.
 
 Usage: .venv/bin/python bench/grid.py [--images N] [--requests R] [--no-server]
-                                      [--suggested-indexes]
+                                      [--suggested-indexes] [--rebalance]
 
 Fills a project on a SQLite file in a temp dir with N images (default 100,000) by inserting rows
 directly (no image files: a grid page never opens one), 5 accepted boxes each over 10 classes,
@@ -18,6 +18,10 @@ Also, at the store level only (10 calls each): the other grid filters, for refer
 ``--suggested-indexes`` first creates the indexes ``SUGGESTED_INDEXES`` proposes for a migration
 (a no-op once the schema has them). Prints JSON: p50/p95 in milliseconds for each, the fill time
 and the query plans.
+
+``--rebalance`` times only a rebalance instead: the project's ratios become 70/20/10 (the rows
+were drawn at 80/10/10), then ``ImageStore.rebalance`` redraws every image, moving about a tenth
+of them (their label files are written; there are no image files to move).
 """
 
 from __future__ import annotations
@@ -429,12 +433,44 @@ async def time_bulk(settings: Settings) -> dict[str, float]:
     }
 
 
-async def main(n_images: int, runs: int, server: bool, suggested_indexes: bool) -> None:
+async def time_rebalance(settings: Settings) -> dict[str, Any]:
+    """One rebalance after the ratios changed from 80/10/10 to 70/20/10 (seconds)."""
+    with sqlite3.connect(settings.data_dir / "ydc.db") as db:
+        db.execute(
+            "UPDATE project SET train_ratio = 0.7, val_ratio = 0.2, test_ratio = 0.1"
+            " WHERE name = ?",
+            (PROJECT,),
+        )
+    stores = create_stores(settings)
+    try:
+        before = await stores.image.count_by_split(PROJECT)  # type: ignore[attr-defined]
+        start = time.perf_counter()
+        after = await stores.image.rebalance(PROJECT)
+        seconds = time.perf_counter() - start
+    finally:
+        await stores.close()
+    labels = settings.data_dir / "projects" / PROJECT / "labels"
+    return {
+        "rebalance_s": round(seconds, 2),
+        "before": before,
+        "after": after,
+        "label_files_written": sum(1 for p in labels.rglob("*.txt")) if labels.exists() else 0,
+    }
+
+
+async def main(
+    n_images: int, runs: int, server: bool, suggested_indexes: bool, rebalance: bool = False
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         settings = settings_for(data_dir)
         await upgrade_to_head(settings.database_url)
         ids = await fill(settings, n_images)
+        if rebalance:
+            figures = {"images": n_images, "fill": {k: ids[k] for k in ("fill_seconds", "labels")}}
+            figures["rebalance_store"] = await time_rebalance(settings)
+            print(json.dumps(figures, indent=2))
+            return
         if suggested_indexes:
             ids["indexes_added"] = add_indexes(settings)
         figures: dict[str, Any] = {
@@ -474,5 +510,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--suggested-indexes", action="store_true", help="add SUGGESTED_INDEXES before timing"
     )
+    parser.add_argument("--rebalance", action="store_true", help="time only a rebalance")
     args = parser.parse_args()
-    asyncio.run(main(args.images, args.requests, not args.no_server, args.suggested_indexes))
+    asyncio.run(
+        main(args.images, args.requests, not args.no_server, args.suggested_indexes, args.rebalance)
+    )

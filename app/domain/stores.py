@@ -311,10 +311,18 @@ class ImageStore(ABC):
         ``NotFound`` if any name is unknown (nothing is deleted)."""
 
     @abstractmethod
-    async def rebalance(self, dataset: str) -> dict[str, int]:
+    async def rebalance(
+        self, dataset: str, *, progress: ProgressCallback | None = None
+    ) -> dict[str, int]:
         """Draw the split of every unpinned image again from its hash and the project's ratios
         (near-duplicates share a split); pinned images stay. Returns how many images each split
-        holds afterwards."""
+        holds afterwards.
+
+        The images move a chunk per unit of work (the write lock is never held for the whole
+        project); ``progress`` is called between chunks, outside any unit. An image pinned or
+        deleted meanwhile is left alone. If it stops halfway (``Cancelled`` from ``progress``, a
+        crash), the chunks done stay done and a second call finishes the redraw.
+        """
 
 
 class LabelStore(ABC):

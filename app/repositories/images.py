@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 import os
 import unicodedata
 from collections import defaultdict
@@ -36,7 +37,7 @@ from app.db.uow import Database
 from app.domain.errors import DuplicateImage, Invalid, NotFound
 from app.domain.models import SPLITS, ImageFilter, ImageInfo, ImageState, LabelStatus
 from app.domain.splits import draw_split
-from app.domain.stores import ImageStore
+from app.domain.stores import ImageStore, ProgressCallback
 from app.domain.validation import safe_filename, validate_split
 from app.repositories.common import (
     has_accepted_labels,
@@ -71,6 +72,8 @@ from app.repositories.imaging import (
     read_image,
 )
 from app.repositories.mirror import schedule_label_mirror, schedule_label_mirrors
+
+log = logging.getLogger(__name__)
 
 MAX_SUFFIX_TRIES = 10_000
 SUFFIX_CHUNK = 50
@@ -745,23 +748,34 @@ class SqlImageStore(ImageStore):
         """``_move_row`` for many rows, with one batched rewrite of their label files (a hook
         per image costs two queries each while the write lock is held). Returns how many
         changed split; all are pinned."""
-        moved: builtins.list[int] = []
+        moving: builtins.list[Image] = []
         for row in rows:
             row.split_pinned = True
-            if row.split == to_split:
-                continue
-            src = self._layout.image(project.name, row.split, row.filename)
-            dst = self._layout.image(project.name, to_split, row.filename)
-            old_label = self._layout.label(project.name, row.split, row.filename)
+            if row.split != to_split:
+                moving.append(row)
+        self._schedule_moves(uow, project.name, [(r.filename, r.split) for r in moving], to_split)
+        for row in moving:
             row.split = to_split
+        schedule_label_mirrors(uow, self._layout, [row.id for row in moving])
+        return len(moving)
+
+    def _schedule_moves(  # type: ignore[no-untyped-def]
+        self, uow, project_name: str, moves: builtins.list[tuple[str, str]], to_split: str
+    ) -> None:
+        """After the commit, move these images' files (filename, from split) to ``to_split`` and
+        remove their old label files (the caller schedules the new ones)."""
+        pairs: builtins.list[tuple[Path, Path]] = []
+        old_labels: builtins.list[Path] = []
+        for filename, from_split in moves:
+            dst = self._layout.image(project_name, to_split, filename)
             if dst.exists():
                 # A stray file no row owns sits where the image goes: keep it, out of the way.
-                quarantine(self._layout, dst, f"in the way of moving {row.filename} to {to_split}")
-            uow.after_commit(partial(move_file, src, dst))
-            uow.after_commit(partial(unlink_quietly, old_label))
-            moved.append(row.id)
-        schedule_label_mirrors(uow, self._layout, moved)
-        return len(moved)
+                quarantine(self._layout, dst, f"in the way of moving {filename} to {to_split}")
+            pairs.append((self._layout.image(project_name, from_split, filename), dst))
+            old_labels.append(self._layout.label(project_name, from_split, filename))
+        if pairs:
+            uow.after_commit(partial(_move_all, pairs))
+            uow.after_commit(partial(_unlink_all, old_labels))
 
     async def delete_many(self, dataset: str, filenames: builtins.list[str]) -> int:
         async with self._db.unit() as uow:
@@ -793,30 +807,71 @@ class SqlImageStore(ImageStore):
             await uow.commit()
         return len(rows)
 
-    async def rebalance(self, dataset: str) -> dict[str, int]:
-        async with self._db.unit() as uow:
-            project = await project_by_name(uow.session, dataset)
+    async def rebalance(
+        self, dataset: str, *, progress: ProgressCallback | None = None
+    ) -> dict[str, int]:
+        """As the ABC says: planned from one read of the project's (id, hashes, split, pinned)
+        rows with no transaction open, then applied ``REBALANCE_CHUNK`` images per unit."""
+        async with self._db.reader() as session:
+            project = await project_by_name(session, dataset)
             # Plain columns, not ORM rows: a big project's rows are loaded only where they move.
             rows = (
-                await uow.session.execute(
+                await session.execute(
                     select(Image.id, Image.sha256, Image.phash, Image.split, Image.split_pinned)
                     .where(Image.project_id == project.id)
                     .order_by(Image.id)
                 )
             ).all()
-            current = {row[0]: row[3] for row in rows}
-            wanted = rebalanced_splits(
-                [(i, sha, phash, split, pinned) for i, sha, phash, split, pinned in rows],
-                project_ratios(project),
+            ratios = project_ratios(project)
+        planned = {row[0]: row[3] for row in rows}
+        wanted = rebalanced_splits(
+            [(i, sha, phash, split, pinned) for i, sha, phash, split, pinned in rows], ratios
+        )
+        chunks = [
+            (to_split, chunk)
+            for to_split in SPLITS
+            for chunk in _chunks(
+                [i for i, split in wanted.items() if split == to_split != planned[i]],
+                REBALANCE_CHUNK,
             )
-            moving = [i for i, split in wanted.items() if split != current[i]]
-            for chunk in _chunks(moving, REBALANCE_CHUNK):
-                for row in await uow.session.scalars(select(Image).where(Image.id.in_(chunk))):
-                    await self._move_row(uow, project, row, wanted[row.id])
-                    row.split_pinned = False  # a redraw is not a manual move
+        ]
+        total, done, moved = sum(len(chunk) for _, chunk in chunks), 0, 0
+        for to_split, chunk in chunks:
+            if progress is not None:
+                await progress(done / total, f"{moved:,} of {total:,} images moved")
+            moved += await self._redraw(project.id, chunk, planned, to_split)
+            done += len(chunk)
+        if progress is not None:
+            await progress(1.0, f"{moved:,} images moved")
+        return await self.count_by_split(dataset)
+
+    async def _redraw(
+        self, project_id: int, ids: Sequence[int], planned: dict[int, str], to_split: str
+    ) -> int:
+        """Move these images to ``to_split`` in one unit, unless one was pinned, moved or
+        deleted since the plan was made; returns how many moved."""
+        async with self._db.unit() as uow:
+            project = await uow.session.get(Project, project_id)
+            if project is None:
+                raise NotFound("The project was deleted while its splits were being redrawn.")
+            found = await uow.session.execute(
+                select(Image.id, Image.filename, Image.split).where(
+                    Image.id.in_(ids), Image.split_pinned.is_(False)
+                )
+            )
+            rows = [row for row in found if row.split == planned[row.id]]
+            if rows:
+                await uow.session.execute(
+                    update(Image)
+                    .where(Image.id.in_([row.id for row in rows]))
+                    .values(split=to_split)
+                    .execution_options(synchronize_session=False)
+                )
+                moves = [(row.filename, row.split) for row in rows]
+                self._schedule_moves(uow, project.name, moves, to_split)
+                schedule_label_mirrors(uow, self._layout, [row.id for row in rows])
             await uow.commit()
-        counts = await self.count_by_split(dataset)
-        return counts
+        return len(rows)
 
     async def count_by_split(self, dataset: str) -> dict[str, int]:
         async with self._db.reader() as session:
@@ -991,6 +1046,27 @@ async def _rows_named(
             "nothing was changed."
         )
     return [found[name] for name in wanted]
+
+
+def _move_all(pairs: builtins.list[tuple[Path, Path]]) -> None:
+    """``move_file`` for many files (after a commit), syncing each folder once; a file that
+    cannot be moved is logged and left for reconcile, the others still move."""
+    folders: set[Path] = set()
+    for src, dst in pairs:
+        if not src.exists():
+            continue
+        try:
+            if dst.parent not in folders:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+            if dst.exists():
+                raise FileExistsError(dst)
+            os.rename(src, dst)
+        except OSError:
+            log.exception("moving %s to %s after the commit failed", src, dst)
+            continue
+        folders.add(dst.parent)
+    for folder in folders:
+        fsync_dir(folder)
 
 
 def _unlink_all(paths: builtins.list[Path]) -> None:

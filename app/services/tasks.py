@@ -1,4 +1,5 @@
-"""Task use cases: start an export, cancel, look tasks up, find a finished export's file."""
+"""Task use cases: start an export or a rebalance, cancel, look tasks up, find a finished
+export's file."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from app.services.projects import get_project
 
 # How many times a kind may be attempted before a silent worker makes it fail for good
 # (training will get 1: a second attempt would start it over).
-MAX_ATTEMPTS: dict[str, int] = {"export": 3}
+MAX_ATTEMPTS: dict[str, int] = {"export": 3, "rebalance": 3}
 
 
 async def start_export(stores: Stores, name: str) -> TaskInfo:
@@ -19,6 +20,15 @@ async def start_export(stores: Stores, name: str) -> TaskInfo:
     project = await get_project(stores, name)
     return await stores.task.enqueue(
         "export", {}, dataset=project.name, max_attempts=MAX_ATTEMPTS["export"]
+    )
+
+
+async def start_rebalance(stores: Stores, project: str) -> TaskInfo:
+    """Queue a redraw of the splits of the project's unpinned images (``ImageStore.rebalance``);
+    its result is the images per split afterwards. ``NotFound`` for an unknown project."""
+    found = await get_project(stores, project)
+    return await stores.task.enqueue(
+        "rebalance", {}, dataset=found.name, max_attempts=MAX_ATTEMPTS["rebalance"]
     )
 
 

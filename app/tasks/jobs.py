@@ -31,4 +31,15 @@ async def export_project(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
     }
 
 
-JOBS: dict[str, Job] = {"export": export_project}
+async def rebalance_project(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
+    """Redraw the splits of the project's unpinned images, a chunk at a time; a cancel stops
+    between chunks (the chunks done stay done: running it again finishes the redraw)."""
+    name = ctx.task.dataset
+    if name is None:
+        raise ValueError("The rebalance task names no project.")
+    await ctx.progress(0.0, "drawing the splits")
+    counts = await stores.image.rebalance(name, progress=ctx.progress)
+    return {"num_images": counts}
+
+
+JOBS: dict[str, Job] = {"export": export_project, "rebalance": rebalance_project}

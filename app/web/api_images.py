@@ -1,5 +1,6 @@
 """The image grid's JSON API under ``/api/v1/projects/{name}``: a filtered, keyset-paginated
-listing with its count, one image, bulk move and delete, and rebalancing the splits.
+listing with its count, one image, bulk move and delete, and starting a rebalance of the splits
+(a task).
 
 An empty query parameter (``?split=&q=``, as a form with "any" chosen sends it) means "no filter".
 """
@@ -14,6 +15,7 @@ from pydantic import BeforeValidator, Field
 
 from app.domain.models import ImageFilter, ImageState
 from app.services import images as image_service
+from app.services import tasks as task_service
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
 from app.web.schemas import (
@@ -23,8 +25,8 @@ from app.web.schemas import (
     ImagesDeletedOut,
     ImagesMove,
     ImagesMovedOut,
-    RebalanceOut,
     SplitName,
+    TaskOut,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["images"], dependencies=[Depends(require_csrf)])
@@ -93,10 +95,12 @@ async def delete_images(name: str, body: ImagesDelete, stores: StoresDep) -> Ima
     return ImagesDeletedOut(deleted=deleted)
 
 
-@router.post("/projects/{name}/rebalance", response_model=RebalanceOut)
-async def rebalance(name: str, stores: StoresDep) -> RebalanceOut:
-    """Draw the split of every image not moved by hand again from the project's ratios."""
-    return RebalanceOut(num_images=await image_service.rebalance(stores, name))
+@router.post("/projects/{name}/rebalance", response_model=TaskOut, status_code=202)
+async def rebalance(name: str, stores: StoresDep) -> TaskOut:
+    """Start redrawing the split of every image not moved by hand from the project's ratios:
+    a task (``GET /api/v1/tasks/{id}`` follows it; its result's ``num_images`` holds the images
+    per split afterwards)."""
+    return TaskOut.of(await task_service.start_rebalance(stores, name))
 
 
 @router.get("/projects/{name}/images/{filename}", response_model=ImageOut)

@@ -19,7 +19,7 @@ import pytest
 from alembic import command
 
 from app.db.migrate import alembic_config
-from app.domain.errors import DuplicateImage, Invalid, NotFound
+from app.domain.errors import Cancelled, DuplicateImage, Invalid, NotFound
 from app.domain.models import SPLITS, ImageInfo
 from app.domain.splits import DEFAULT_RATIOS, draw_split
 from app.domain.stores import Stores
@@ -34,9 +34,12 @@ from app.repositories.imaging import (
 )
 from tests.conftest import encode, make_image
 from tests.contract.support import (
+    box,
     files_under,
     image_file,
     jpg,
+    label_file,
+    line,
     png,
     project_dir,
     sha256,
@@ -562,6 +565,88 @@ async def test_a_rebalance_right_after_ingest_moves_nothing(stores: Stores, proj
     await stores.image.rebalance(project)
 
     assert {i.filename: i.split for i in await stores.image.list(project)} == before
+
+
+async def test_a_rebalance_reports_its_progress_outside_any_unit(
+    stores: Stores, project: str
+) -> None:
+    infos = [await save(stores, f"i{n}.png", png(n), split="test") for n in range(12)]
+    # Both draw train: a redraw that ignored the manual moves would take them out of place.
+    moved_meanwhile, pinned_meanwhile = [
+        i for i in infos if drawn(png(int(i.filename[1:-4]))) == "train"
+    ][:2]
+    reported: list[tuple[float, str]] = []
+
+    async def progress(fraction: float, message: str) -> None:
+        if not reported:
+            # Manual moves while the redraw runs: each commits at once, and wins.
+            await stores.image.move(project, moved_meanwhile.filename, "test", "val")
+            await stores.image.move(project, pinned_meanwhile.filename, "test", "test")
+        reported.append((fraction, message))
+
+    counts = await stores.image.rebalance(project, progress=progress)
+
+    fractions = [f for f, _ in reported]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert "moved" in reported[-1][1]
+    after = {i.filename: i for i in await stores.image.list(project)}
+    moved, pinned = after[moved_meanwhile.filename], after[pinned_meanwhile.filename]
+    assert (moved.split, moved.split_pinned) == ("val", True)
+    assert (pinned.split, pinned.split_pinned) == ("test", True)
+    for info in infos:
+        if info.filename not in (moved.filename, pinned.filename):
+            assert after[info.filename].split == drawn(png(int(info.filename[1:-4])))
+    assert counts == {s: sum(i.split == s for i in after.values()) for s in SPLITS}
+
+
+async def test_a_rebalance_stopped_between_chunks_keeps_them_and_a_second_one_finishes(
+    stores: Stores, project: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if request.node.callspec.params.get("stores") != "sql":
+        pytest.skip("the chunk size is the SQL store's")
+    from app.repositories import images as sql_images
+
+    monkeypatch.setattr(sql_images, "REBALANCE_CHUNK", 2)
+    infos = [await save(stores, f"i{n}.png", png(n), split="test") for n in range(16)]
+    wanted = {i.filename: drawn(png(int(i.filename[1:-4]))) for i in infos}
+    assert sum(split != "test" for split in wanted.values()) >= 5
+    calls = 0
+
+    async def stop_after_one_chunk(fraction: float, message: str) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        await stores.image.rebalance(project, progress=stop_after_one_chunk)
+
+    halfway = {i.filename: i.split for i in await stores.image.list(project)}
+    redrawn = [name for name, split in halfway.items() if split != "test"]
+    assert len(redrawn) == 2  # the first chunk, committed with its files
+    assert all(halfway[name] == wanted[name] for name in redrawn)
+    assert files_under(project_dir(stores) / "images") == {f"{s}/{n}" for n, s in halfway.items()}
+
+    await stores.image.rebalance(project)
+
+    assert {i.filename: i.split for i in await stores.image.list(project)} == wanted
+    assert files_under(project_dir(stores) / "images") == {f"{s}/{n}" for n, s in wanted.items()}
+
+
+async def test_a_rebalance_moves_label_files_with_their_images(
+    stores: Stores, project: str
+) -> None:
+    data = next(png(s) for s in range(100) if drawn(png(s)) != "test")
+    info = await save(stores, "boxed.png", data, split="test")
+    await stores.label.save(project, "test", "boxed.png", [box(1)])
+
+    await stores.image.rebalance(project)
+
+    moved_to = drawn(data)
+    assert (await stores.image.get(project, "boxed.png")).split == moved_to
+    assert label_file(stores, moved_to, info.filename).read_text() == line(1)
+    assert not label_file(stores, "test", info.filename).exists()
+    assert tmp_files(stores) == set()
 
 
 # --- the near-duplicate rule --------------------------------------------------------------

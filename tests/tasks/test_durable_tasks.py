@@ -1,5 +1,6 @@
-"""Acceptance tests of the durable tasks: exports run in a worker subprocess, report progress,
-can be cancelled, survive a killed worker, and are never stolen while their heartbeat is fresh."""
+"""Acceptance tests of the durable tasks: exports (and rebalances) run in a worker subprocess,
+report progress, can be cancelled, survive a killed worker, and are never stolen while their
+heartbeat is fresh."""
 
 from __future__ import annotations
 
@@ -21,14 +22,15 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.domain.errors import Conflict
-from app.domain.models import TaskInfo, TaskStatus
+from app.domain.models import SPLITS, Annotation, TaskInfo, TaskStatus
+from app.domain.splits import DEFAULT_RATIOS, draw_split
 from app.domain.stores import Stores
 from app.main import create_app
 from app.repositories import create_stores
 from app.services.tasks import start_export
 from app.tasks.runner import TaskRunner
-from tests.conftest import arm_csrf
-from tests.tasks.conftest import build_project, process_gone, wait_until
+from tests.conftest import arm_csrf, encode, make_image
+from tests.tasks.conftest import CLASSES, build_project, process_gone, wait_until
 
 FINISHED = {"succeeded", "failed", "cancelled"}
 
@@ -165,6 +167,48 @@ async def test_a_cancel_ends_the_export_and_leaves_no_worker_process(
         assert not list((settings.data_dir / "exports").glob(f"task-{task_id}/*.zip"))
         download = await client.get(f"/api/v1/tasks/{task_id}/download")
         assert download.status_code == 409
+
+
+async def test_a_rebalance_runs_in_a_worker_process_and_moves_images_with_their_labels(
+    settings: Settings, stores: Stores
+) -> None:
+    await stores.dataset.create("mixed", CLASSES)
+    drawn: dict[str, str] = {}
+    for seed in range(30):
+        data = encode(make_image(32, 24, seed=500 + seed), ".png")
+        info = await stores.image.save_file("mixed", "test", f"i{seed}.png", io.BytesIO(data))
+        drawn[info.filename] = draw_split(info.sha256, DEFAULT_RATIOS)
+    boxed = next(name for name, split in drawn.items() if split != "test")
+    await stores.label.save("mixed", "test", boxed, [Annotation(1, 0.5, 0.5, 0.25, 0.25)])
+    pinned = next(name for name, split in drawn.items() if split != "test" and name != boxed)
+    await stores.image.move("mixed", pinned, "test", "test")  # pinned where it is
+
+    async with serving(settings) as (app, client):
+        response = await client.post("/api/v1/projects/mixed/rebalance")
+        assert response.status_code == 202, response.text
+        task_id = response.json()["id"]
+        worker_pids: set[int] = set()
+
+        async def follow() -> dict[str, Any]:
+            child = app.state.runner.child_of(task_id)
+            if child is not None:
+                worker_pids.add(child.pid)
+            return await get_task(client, task_id)
+
+        task = await wait_until(
+            follow, lambda t: t["status"] in FINISHED, within=60, what="the rebalance to end"
+        )
+
+    assert task["status"] == "succeeded", task
+    assert task["progress"] == 1.0
+    assert len(worker_pids) == 1 and os.getpid() not in worker_pids
+    after = {i.filename: i.split for i in await stores.image.list("mixed")}
+    assert task["result"]["num_images"] == {s: list(after.values()).count(s) for s in SPLITS}
+    assert after == {**drawn, pinned: "test"}
+    labels = settings.data_dir / "projects" / "mixed" / "labels"
+    assert {p.relative_to(labels).as_posix() for p in labels.rglob("*.txt")} == {
+        f"{drawn[boxed]}/{Path(boxed).stem}.txt"
+    }
 
 
 async def test_a_task_whose_worker_is_killed_is_requeued_after_the_heartbeat_timeout_and_finishes(

@@ -11,8 +11,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.config import Settings
 from app.domain.models import Annotation
+from app.domain.splits import DEFAULT_RATIOS, draw_split
 from app.domain.stores import Stores
+from app.tasks.worker import run_task
 from tests.conftest import encode, make_image
 
 PROJECT = "grid"
@@ -367,26 +370,39 @@ async def test_deleting_with_an_empty_list_is_a_422(
 # --- rebalance ----------------------------------------------------------------------------
 
 
-async def test_rebalance_keeps_pinned_images_and_answers_the_split_counts(
-    client: httpx.AsyncClient, grid: dict[str, int]
+async def test_rebalance_starts_a_task_that_keeps_pinned_images_and_ends_with_the_counts(
+    client: httpx.AsyncClient, grid: dict[str, int], settings: Settings, app_stores: Stores
 ) -> None:
     await client.post(f"{BASE}/images/move", json={"filenames": ["e.png"], "split": "test"})
 
     response = await client.post(f"{BASE}/rebalance")
 
-    assert response.status_code == 200
-    counts = response.json()["num_images"]
+    assert response.status_code == 202, response.text
+    task = response.json()
+    assert (task["kind"], task["status"], task["project"]) == ("rebalance", "queued", PROJECT)
+    assert task["max_attempts"] == 3
+    # This app runs no task runner: claim the task and run it here, as a worker would.
+    claimed = await app_stores.task.claim("test-worker")
+    assert claimed is not None and claimed.id == task["id"]
+    assert await run_task(settings, claimed.id, "test-worker") == 0
+    done = (await client.get(f"/api/v1/tasks/{task['id']}")).json()
+    assert (done["status"], done["progress"]) == ("succeeded", 1.0)
+    counts = done["result"]["num_images"]
     assert sum(counts.values()) == 6
     project = (await client.get(BASE)).json()
     assert counts == project["num_images"]
     e = (await client.get(f"{BASE}/images/e.png")).json()
     assert (e["split"], e["split_pinned"]) == ("test", True)
+    for item in (await client.get(f"{BASE}/images")).json()["items"]:
+        if item["filename"] != "e.png":
+            assert item["split"] == draw_split(item["sha256"], DEFAULT_RATIOS)
 
 
 async def test_rebalancing_an_unknown_project_is_a_404(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/v1/projects/nobody/rebalance")
 
     assert response.status_code == 404
+    assert (await client.get("/api/v1/tasks")).json() == []
 
 
 async def test_the_image_routes_are_documented_in_openapi(client: httpx.AsyncClient) -> None:
