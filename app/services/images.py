@@ -1,5 +1,6 @@
-"""Image grid use cases: a filtered page with its cursor and count, bulk move and delete, and
-rebalancing the splits."""
+"""Image grid use cases: a filtered page with its cursor and count, bulk move and delete, an
+image with its boxes, and the previous/next image under a filter. (Rebalancing is a task:
+``app/services/tasks.py``.)"""
 
 from __future__ import annotations
 
@@ -77,11 +78,6 @@ async def move_images(stores: Stores, project: str, filenames: list[str], split:
 async def delete_images(stores: Stores, project: str, filenames: list[str]) -> int:
     """Delete the images with their labels and files, all or none; returns how many."""
     return await stores.image.delete_many(project, _names(filenames))
-
-
-async def rebalance(stores: Stores, project: str) -> dict[str, int]:
-    """Redraw the split of every unpinned image; returns the images per split afterwards."""
-    return await stores.image.rebalance(project)
 
 
 async def thumbnail(stores: Stores, project: str, filename: str) -> Path:

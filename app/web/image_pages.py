@@ -20,6 +20,7 @@ from app.domain.models import SPLITS, ImageFilter, ImageState
 from app.services import images as image_service
 from app.services import ingest as ingest_service
 from app.services import projects as project_service
+from app.services import tasks as task_service
 from app.web.api_uploads import store_upload
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
@@ -304,7 +305,8 @@ async def confirm_rebalance(request: Request, name: str, stores: StoresDep) -> H
 async def rebalance(
     request: Request, name: str, stores: StoresDep, confirm: FormText = ""
 ) -> Response:
-    """Redraw the split of every image not moved by hand, once confirmed."""
+    """Queue a redraw of the split of every image not moved by hand, once confirmed; the
+    task's page follows it (thousands of label files may move)."""
     if confirm != "yes":
         project = await project_service.get_project(stores, name)
         return render(
@@ -313,5 +315,5 @@ async def rebalance(
             project_context(project),
             fragment="projects/_confirm_rebalance.html",
         )
-    await image_service.rebalance(stores, name)
-    return redirect(request, _project_url(name))
+    task = await task_service.start_rebalance(stores, name)
+    return redirect(request, f"/tasks/{task.id}")

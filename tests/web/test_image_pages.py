@@ -217,6 +217,8 @@ async def test_the_grid_shows_thumbnails_by_static_url_with_the_count(
     assert img.attrs["data-fallback"] == f"/api/v1/projects/{PROJECT}/images/a.png/thumbnail"
     assert (await client.get(img.attrs["src"])).headers["content-type"] == "image/jpeg"
     assert page.find("a", href=f"{PAGE}/images/a.png")
+    annotate = page.find("p", class_="grid-annotate").find("a")
+    assert annotate.attrs["href"] == f"{PAGE}/annotate/a.png"
 
 
 @pytest.mark.parametrize(
@@ -241,6 +243,10 @@ async def test_the_grid_filters_combine(
 
     assert tiles(response.text) == expected
     assert parse(response.text).find("p", id="grid-count").text().startswith(str(len(expected)))
+    if expected:  # "Annotate these" starts at the first match and keeps the filters
+        href = parse(response.text).find("p", class_="grid-annotate").find("a").attrs["href"]
+        assert href.startswith(f"{PAGE}/annotate/{expected[0]}")
+        assert all(f"{k}={v}" in href for k, v in params.items() if v)
 
 
 async def test_the_class_filter_shows_the_images_with_that_class(
@@ -454,22 +460,18 @@ async def test_an_unknown_image_is_a_404_page(
 # --- rebalance ------------------------------------------------------------------------------
 
 
-async def test_rebalance_asks_first_and_leaves_pinned_images_where_they_are(
-    app: FastAPI, client: httpx.AsyncClient, project: dict[str, int]
+async def test_rebalance_asks_first_then_queues_the_task(
+    app: FastAPI, client: httpx.AsyncClient, images: dict[str, int]
 ) -> None:
     stores = _stores(app)
-    for i in range(12):
-        await stores.image.save_file(PROJECT, "test", f"r{i}.png", io.BytesIO(png(100 + i)))
-    await stores.image.move_many(PROJECT, ["r0.png"], "test")  # pinned in test
-    before = (await stores.dataset.get(PROJECT)).num_images  # type: ignore[union-attr]
 
     asked = await client.post(f"{PAGE}/rebalance")
     assert "Rebalance the splits" in asked.text
-    assert (await stores.dataset.get(PROJECT)).num_images == before  # type: ignore[union-attr]
+    assert await stores.task.list() == []  # nothing queued without the confirmation
 
     done = await client.post(f"{PAGE}/rebalance", data={"confirm": "yes"})
 
     assert done.status_code == 303
-    assert (await stores.image.get(PROJECT, "r0.png")).split == "test"
-    after = (await stores.dataset.get(PROJECT)).num_images  # type: ignore[union-attr]
-    assert after["train"] > 0  # drawn again from 80/10/10, not all left in test
+    (task,) = await stores.task.list()
+    assert (task.kind, task.dataset, task.status) == ("rebalance", PROJECT, "queued")
+    assert done.headers["location"] == f"/tasks/{task.id}"
