@@ -23,6 +23,7 @@ from typing import IO, Any
 import numpy as np
 
 from app.domain.errors import DuplicateImage, Invalid
+from app.domain.labels import ImageLabels, SuggestionCount
 from app.domain.models import (
     Annotation,
     ClassInfo,
@@ -326,29 +327,48 @@ class ImageStore(ABC):
 
 
 class LabelStore(ABC):
-    """Accepted boxes of an image; the ``labels/<split>/<stem>.txt`` files are their mirror."""
+    """Accepted boxes of an image; the ``labels/<split>/<stem>.txt`` files are their mirror.
+
+    Pending suggestions are labels waiting for review: not in the mirror, and adding them never
+    bumps the image's version (background work never makes an annotator's save fail). Saving,
+    accepting and rejecting bump it.
+    """
 
     @abstractmethod
     async def save(
         self,
         dataset: str,
-        split: str,
+        split: str | None,
         filename: str,
         annotations: list[Annotation],
         *,
         expected_version: int | None = None,
-    ) -> None:
-        """Replace the image's accepted boxes with ``annotations``.
+        no_objects: bool = False,
+        reject: Collection[int] = (),
+    ) -> ImageLabels:
+        """Replace the image's accepted boxes with ``annotations``, in one unit of work, and
+        return the image as saved (new version, label ids), as ``image_labels`` would.
 
-        An annotation carrying the ``id`` of an existing label keeps that label's source, model
-        and confidence. Saving clears "no objects" when boxes are given and bumps the image's
-        version. Raises ``NotFound`` (image), ``Invalid`` (class index out of range, box outside
-        the image or under one pixel), ``Conflict`` when ``expected_version`` is stale.
+        An annotation carrying the ``id`` of an accepted label keeps that label (its source,
+        model and confidence); one carrying the id of a pending suggestion accepts it (source,
+        model and confidence kept); one without an id (or with an id of no such label) is a new
+        label. Accepted labels not given are deleted. The pending suggestions whose ids are in
+        ``reject`` are rejected (kept, status rejected); the others stay pending.
+        ``no_objects`` marks the image as a negative example and rejects all its pending
+        suggestions; saving sets the mark to ``no_objects`` and bumps the version.
+        ``split=None`` finds the image in any split.
+
+        Raises ``NotFound`` (image, or not in ``split``), ``Invalid`` (class index out of range,
+        box outside the image or under one pixel, confidence outside [0, 1], boxes with
+        ``no_objects``, an id in ``reject`` that is not a pending suggestion of the image or is
+        also kept, an unknown model), ``Conflict`` when ``expected_version`` is stale. Nothing
+        changes when it raises.
         """
 
     @abstractmethod
     async def load(self, dataset: str, split: str, filename: str) -> list[Annotation]:
-        """The image's accepted boxes (empty list for none). Raises ``NotFound`` (image)."""
+        """The image's accepted boxes with their ids, in id order (empty list for none).
+        Raises ``NotFound`` (image)."""
 
     @abstractmethod
     async def delete(self, dataset: str, split: str, filename: str) -> bool:
@@ -379,11 +399,76 @@ class LabelStore(ABC):
     async def add_suggestions(
         self, dataset: str, filename: str, annotations: list[Annotation]
     ) -> None:
-        """Add pending suggestions (not part of the mirror; the version is not bumped)."""
+        """Add pending suggestions (not part of the mirror; the version is not bumped).
+
+        An annotation's source ``manual`` is stored as ``model``. All or nothing: ``Invalid``
+        for a bad box, confidence or source, or a model the project does not have;
+        ``NotFound`` (image).
+        """
 
     @abstractmethod
     async def list_suggestions(self, dataset: str, filename: str) -> list[Annotation]:
-        """The image's pending suggestions."""
+        """The image's pending suggestions with their ids, in id order."""
+
+    @abstractmethod
+    async def image_labels(self, dataset: str, filename: str) -> ImageLabels:
+        """The image (any split) with its accepted labels and pending suggestions, read
+        together. Raises ``NotFound``."""
+
+    @abstractmethod
+    async def accept_suggestions(
+        self,
+        dataset: str,
+        filename: str,
+        ids: Collection[int] | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> int:
+        """Accept the image's pending suggestions ``ids`` (all of them for ``None``): they
+        become accepted labels, source, model and confidence kept. Clears "no objects", bumps
+        the version and rewrites the mirror when any was accepted; returns how many.
+
+        Raises ``NotFound`` (image, or an id that is not a pending suggestion of the image:
+        nothing is accepted then), ``Conflict`` (stale ``expected_version``).
+        """
+
+    @abstractmethod
+    async def reject_suggestions(
+        self,
+        dataset: str,
+        filename: str,
+        ids: Collection[int] | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> int:
+        """Reject the image's pending suggestions ``ids`` (all for ``None``): the rows stay,
+        status rejected, never exported. Bumps the version when any was rejected; returns how
+        many. Errors as ``accept_suggestions``.
+        """
+
+    @abstractmethod
+    async def suggestion_summary(
+        self, dataset: str, min_confidence: float = 0.0
+    ) -> SuggestionCount:
+        """The project's pending suggestions with a confidence of at least ``min_confidence``,
+        and the images they are on. A suggestion of unknown confidence counts only at a
+        threshold of 0. Raises ``NotFound`` (project), ``Invalid`` (threshold outside [0, 1]).
+        """
+
+    @abstractmethod
+    async def suggestions_per_class(self, dataset: str) -> dict[int, int]:
+        """Pending suggestions per class (by the class's stable id; classes with none left
+        out). Raises ``NotFound`` (project)."""
+
+    @abstractmethod
+    async def accept_suggestions_above(
+        self, dataset: str, min_confidence: float
+    ) -> SuggestionCount:
+        """Accept every pending suggestion of the project that ``suggestion_summary`` counts at
+        this threshold, in one unit of work: each touched image's version is bumped, its "no
+        objects" mark cleared and its label file rewritten (only those images'). Returns how
+        many were accepted, on how many images. ``NotFound``, ``Invalid`` as the summary.
+        """
 
 
 class ModelStore(ABC):

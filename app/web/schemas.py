@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, FiniteFloat, StrictInt
 
+from app.domain.labels import ImageLabels
 from app.domain.models import (
+    Annotation,
     ClassBoxes,
     ClassInfo,
     ClassUsage,
@@ -14,6 +16,7 @@ from app.domain.models import (
     DatasetInfo,
     ImageInfo,
     IngestResult,
+    LabelSource,
     NearDuplicateGroup,
     SplitHealth,
     TaskInfo,
@@ -337,3 +340,152 @@ class DatasetHealthOut(BaseModel):
                 shown=[NearDuplicateGroupOut.of(g) for g in health.groups],
             ),
         )
+
+
+# --- labels and suggestions (app/web/api_labels.py) --------------------------------------------
+
+MAX_BOXES = 10_000  # boxes in one save or one batch of suggestions
+MAX_LABEL_ID = 2**63 - 1
+# Strict: ``true`` is not class 1, nor ``1.5`` a version. Finite: NaN and infinity are refused.
+LabelId = Annotated[StrictInt, Field(ge=1, le=MAX_LABEL_ID)]
+ClassIndex = Annotated[
+    StrictInt, Field(ge=0, le=MAX_LABEL_ID, description="The class's YOLO index (its position).")
+]
+Centre = Annotated[FiniteFloat, Field(ge=0, le=1, description="Fraction of the upright image.")]
+Extent = Annotated[FiniteFloat, Field(gt=0, le=1, description="Fraction of the upright image.")]
+Confidence = Annotated[FiniteFloat, Field(ge=0, le=1)]
+
+
+class BoxOut(BaseModel):
+    """A label or suggestion: normalised centre and size in the upright image."""
+
+    id: int
+    class_id: int = Field(description="The class's YOLO index (its position).")
+    x: float
+    y: float
+    width: float
+    height: float
+    source: str = Field(description="manual, model, prompt or import.")
+    confidence: float | None
+    model: str | None = Field(description="The model that suggested it, if any.")
+
+    @classmethod
+    def of(cls, ann: Annotation) -> BoxOut:
+        assert ann.id is not None  # boxes read back from the store always have one
+        return cls(
+            id=ann.id,
+            class_id=ann.class_id,
+            x=ann.x,
+            y=ann.y,
+            width=ann.width,
+            height=ann.height,
+            source=ann.source,
+            confidence=ann.confidence,
+            model=ann.model,
+        )
+
+
+class ImageLabelsOut(BaseModel):
+    """An image's accepted labels and pending suggestions, and the version a save must send."""
+
+    filename: str
+    split: str
+    width: int = Field(description="Upright width in pixels.")
+    height: int = Field(description="Upright height in pixels.")
+    version: int = Field(description="Send it back with the next save (409 when stale).")
+    no_objects: bool
+    labels: list[BoxOut] = Field(description="Accepted labels, in id order.")
+    suggestions: list[BoxOut] = Field(description="Pending suggestions, in id order.")
+
+    @classmethod
+    def of(cls, found: ImageLabels) -> ImageLabelsOut:
+        image = found.image
+        return cls(
+            filename=image.filename,
+            split=image.split,
+            width=image.width,
+            height=image.height,
+            version=image.version,
+            no_objects=image.no_objects,
+            labels=[BoxOut.of(a) for a in found.labels],
+            suggestions=[BoxOut.of(a) for a in found.suggestions],
+        )
+
+
+class LabelIn(BaseModel):
+    id: LabelId | None = Field(
+        None,
+        description="A label's id keeps it (source, model, confidence); a pending suggestion's "
+        "id accepts it; none for a new manual label.",
+    )
+    class_id: ClassIndex
+    x: Centre
+    y: Centre
+    width: Extent
+    height: Extent
+
+    def annotation(self) -> Annotation:
+        return Annotation(self.class_id, self.x, self.y, self.width, self.height, id=self.id)
+
+
+class LabelsUpdate(BaseModel):
+    """The image's whole label set, saved if ``version`` is still the image's."""
+
+    version: Annotated[StrictInt, Field(ge=0, le=MAX_LABEL_ID)] = Field(
+        description="The version the labels were loaded at (required)."
+    )
+    labels: list[LabelIn] = Field(max_length=MAX_BOXES)
+    no_objects: bool = Field(
+        False, description="Mark as a negative example (no labels allowed); rejects suggestions."
+    )
+    reject: list[LabelId] = Field(
+        default_factory=list,
+        max_length=MAX_BOXES,
+        description="Pending suggestions to reject; those neither here nor in labels stay.",
+    )
+
+
+class SuggestionIn(BaseModel):
+    class_id: ClassIndex
+    x: Centre
+    y: Centre
+    width: Extent
+    height: Extent
+    confidence: Confidence | None = None
+    model: str | None = Field(
+        None, max_length=64, description="A model of the project; source is then ``model``."
+    )
+
+    def annotation(self) -> Annotation:
+        source = LabelSource.MODEL if self.model else LabelSource.IMPORT
+        return Annotation(
+            self.class_id,
+            self.x,
+            self.y,
+            self.width,
+            self.height,
+            source=source.value,
+            confidence=self.confidence,
+            model=self.model or None,
+        )
+
+
+class SuggestionsCreate(BaseModel):
+    suggestions: list[SuggestionIn] = Field(max_length=MAX_BOXES)
+
+
+class SuggestionSummaryOut(BaseModel):
+    suggestions: int = Field(description="Pending suggestions at or above the threshold.")
+    images: int = Field(description="Images they are on.")
+
+
+class SuggestionsAccept(BaseModel):
+    min_confidence: Confidence = Field(
+        description="Accept every pending suggestion at or above this confidence (at 0, also "
+        "those of unknown confidence)."
+    )
+
+
+class SuggestionsAcceptedOut(BaseModel):
+    accepted: int
+    images: int = Field(description="Images whose labels changed (each got a new version).")

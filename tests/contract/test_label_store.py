@@ -3,6 +3,9 @@ versions guard against lost updates; suggestions stay out of the mirror."""
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import pytest
 
 from app.domain.errors import Conflict, Invalid, NotFound
@@ -21,6 +24,14 @@ from tests.contract.support import (
     project_dir,
     upload,
 )
+
+
+async def register_model(stores: Stores, project: str, tmp_path: Path, name: str = "m1") -> str:
+    """A model of the project (suggestions name it); its weights are a few dummy bytes."""
+    weights = tmp_path / f"{name}.pt"
+    weights.write_bytes(b"weights")
+    await stores.model.save(name, weights, "yolov8n.pt", project, 1, {})
+    return name
 
 
 async def version_of(stores: Stores, project: str, filename: str) -> int:
@@ -479,3 +490,307 @@ async def test_suggestions_for_an_unknown_image_raise_not_found(
         await stores.label.add_suggestions(project, "missing.png", [box(0)])
     with pytest.raises(NotFound):
         await stores.label.list_suggestions(project, "missing.png")
+
+
+async def test_saved_labels_and_suggestions_read_back_together_with_the_image(
+    stores: Stores, project: str, image: str
+) -> None:
+    await stores.label.save(project, "train", image, [box(0, x=0.25)])
+    await stores.label.add_suggestions(project, image, [box(1, x=0.75, confidence=0.4)])
+
+    found = await stores.label.image_labels(project, image)
+
+    assert (found.image.filename, found.image.split) == (image, "train")
+    assert (found.image.width, found.image.height) == (WIDTH, HEIGHT)
+    assert found.image.version == await version_of(stores, project, image)
+    assert boxes(found.labels) == [(0, 0.25, 0.5, 0.25, 0.25)]
+    assert boxes(found.suggestions) == [(1, 0.75, 0.5, 0.25, 0.25)]
+    assert [a.id for a in found.labels] == [
+        a.id for a in await stores.label.load(project, "train", image)
+    ]
+    assert [a.id for a in found.suggestions] == [
+        a.id for a in await stores.label.list_suggestions(project, image)
+    ]
+    with pytest.raises(NotFound):
+        await stores.label.image_labels(project, "missing.png")
+
+
+async def test_saving_without_a_split_finds_the_image_in_its_split(
+    stores: Stores, project: str
+) -> None:
+    await upload(stores, "v.png", split="val", seed=3)
+
+    await stores.label.save(project, None, "v.png", [box(1)])
+
+    assert label_file(stores, "val", "v.png").read_text() == line(1)
+
+
+# --- saving with suggestions ----------------------------------------------------------------
+
+
+async def test_suggestions_added_after_loading_stay_pending_through_a_save(
+    stores: Stores, project: str, image: str
+) -> None:
+    await stores.label.add_suggestions(project, image, [box(0, confidence=0.9)])
+    loaded = await stores.label.image_labels(project, image)
+    # An auto-label run adds a suggestion while the annotator edits.
+    await stores.label.add_suggestions(project, image, [box(2, x=0.2, confidence=0.6)])
+
+    await stores.label.save(
+        project, "train", image, [box(1)], expected_version=loaded.image.version
+    )
+
+    assert [s.class_id for s in await stores.label.list_suggestions(project, image)] == [0, 2]
+    assert boxes(await stores.label.load(project, "train", image)) == [(1, 0.5, 0.5, 0.25, 0.25)]
+
+
+async def test_saving_with_reject_rejects_those_suggestions_and_keeps_the_others_pending(
+    stores: Stores, project: str, image: str
+) -> None:
+    await stores.label.add_suggestions(
+        project, image, [box(0, confidence=0.9), box(1, x=0.2, confidence=0.3)]
+    )
+    first, second = await stores.label.list_suggestions(project, image)
+    version = await version_of(stores, project, image)
+
+    await stores.label.save(
+        project, "train", image, [box(2)], expected_version=version, reject=[first.id or 0]
+    )
+
+    assert [s.id for s in await stores.label.list_suggestions(project, image)] == [second.id]
+    assert [a.class_id for a in await stores.label.load(project, "train", image)] == [2]
+    assert label_file(stores, "train", image).read_text() == line(2)
+    assert await version_of(stores, project, image) == version + 1
+
+
+@pytest.mark.parametrize("which", ["unknown", "accepted", "kept"])
+async def test_rejecting_what_is_not_a_pending_suggestion_raises_invalid_and_changes_nothing(
+    stores: Stores, project: str, image: str, which: str
+) -> None:
+    await stores.label.save(project, "train", image, [box(0)])
+    await stores.label.add_suggestions(project, image, [box(1, x=0.2, confidence=0.5)])
+    (accepted,) = await stores.label.load(project, "train", image)
+    (suggestion,) = await stores.label.list_suggestions(project, image)
+    mirror = label_file(stores, "train", image).read_bytes()
+    version = await version_of(stores, project, image)
+    keep = [accepted]
+    reject = {"unknown": 10_000, "accepted": accepted.id, "kept": suggestion.id}[which]
+    if which == "kept":
+        keep.append(suggestion)
+
+    with pytest.raises(Invalid):
+        await stores.label.save(project, "train", image, keep, reject=[reject or 0])
+
+    assert await stores.label.load(project, "train", image) == [accepted]
+    assert await stores.label.list_suggestions(project, image) == [suggestion]
+    assert label_file(stores, "train", image).read_bytes() == mirror
+    assert await version_of(stores, project, image) == version
+
+
+async def test_saving_no_objects_marks_the_image_and_rejects_its_suggestions(
+    stores: Stores, project: str, image: str
+) -> None:
+    await stores.label.save(project, "train", image, [box(0)])
+    await stores.label.add_suggestions(project, image, [box(1, confidence=0.9)])
+    version = await version_of(stores, project, image)
+
+    await stores.label.save(project, "train", image, [], expected_version=version, no_objects=True)
+
+    info = await stores.image.get(project, image)
+    assert (info.no_objects, info.has_labels, info.version) == (True, True, version + 1)
+    assert await stores.label.load(project, "train", image) == []
+    assert await stores.label.list_suggestions(project, image) == []
+    assert label_file(stores, "train", image).read_bytes() == b""
+
+
+async def test_saving_boxes_with_no_objects_raises_invalid_and_changes_nothing(
+    stores: Stores, project: str, image: str
+) -> None:
+    await stores.label.save(project, "train", image, [box(0)])
+    version = await version_of(stores, project, image)
+
+    with pytest.raises(Invalid):
+        await stores.label.save(project, "train", image, [box(1)], no_objects=True)
+
+    info = await stores.image.get(project, image)
+    assert (info.no_objects, info.version) == (False, version)
+    assert label_file(stores, "train", image).read_text() == line(0)
+
+
+async def test_saving_no_boxes_without_no_objects_clears_the_mark(
+    stores: Stores, project: str, image: str
+) -> None:
+    await stores.label.set_no_objects(project, image, True)
+
+    await stores.label.save(project, "train", image, [])
+
+    assert (await stores.image.get(project, image)).no_objects is False
+    assert not label_file(stores, "train", image).exists()
+
+
+async def test_an_accepted_suggestion_keeps_its_model(
+    stores: Stores, project: str, image: str, tmp_path: Path
+) -> None:
+    model = await register_model(stores, project, tmp_path)
+    await stores.label.add_suggestions(
+        project, image, [box(0, source="model", confidence=0.8, model=model)]
+    )
+    (suggestion,) = await stores.label.list_suggestions(project, image)
+    assert suggestion.model == model
+
+    await stores.label.save(project, "train", image, [box(1, id=suggestion.id)])
+
+    (accepted,) = await stores.label.load(project, "train", image)
+    assert (accepted.id, accepted.class_id) == (suggestion.id, 1)
+    assert (accepted.source, accepted.model, accepted.confidence) == ("model", model, 0.8)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        box(0, model="nobody"),
+        box(0, confidence=1.5),
+        box(0, confidence=-0.1),
+        box(0, confidence=float("nan")),
+        box(0, source="guess"),
+    ],
+    ids=["unknown-model", "confidence-above-1", "negative-confidence", "nan", "bad-source"],
+)
+async def test_a_suggestion_with_a_bad_model_confidence_or_source_raises_invalid(
+    stores: Stores, project: str, image: str, bad: Annotation
+) -> None:
+    with pytest.raises(Invalid):
+        await stores.label.add_suggestions(project, image, [box(1, confidence=0.5), bad])
+
+    assert await stores.label.list_suggestions(project, image) == []
+
+
+# --- accepting and rejecting suggestions ----------------------------------------------------
+
+
+async def test_accepting_a_suggestion_makes_it_a_label_keeping_source_and_confidence(
+    stores: Stores, project: str, image: str
+) -> None:
+    await stores.label.set_no_objects(project, image, True)
+    await stores.label.add_suggestions(
+        project, image, [box(0, source="prompt", confidence=0.7), box(2, x=0.2, confidence=0.2)]
+    )
+    wanted, other = await stores.label.list_suggestions(project, image)
+    version = await version_of(stores, project, image)
+
+    assert await stores.label.accept_suggestions(project, image, [wanted.id or 0]) == 1
+
+    (accepted,) = await stores.label.load(project, "train", image)
+    assert accepted.id == wanted.id
+    assert (accepted.source, accepted.confidence, accepted.status) == ("prompt", 0.7, "accepted")
+    assert await stores.label.list_suggestions(project, image) == [other]
+    info = await stores.image.get(project, image)
+    assert (info.version, info.no_objects) == (version + 1, False)
+    assert label_file(stores, "train", image).read_text() == line(0)
+
+
+async def test_accepting_all_suggestions_of_an_image(
+    stores: Stores, project: str, image: str
+) -> None:
+    await stores.label.save(project, "train", image, [box(1, x=0.8)])
+    await stores.label.add_suggestions(project, image, [box(0, x=0.2), box(2, confidence=0.1)])
+
+    assert await stores.label.accept_suggestions(project, image) == 2
+
+    assert [a.class_id for a in await stores.label.load(project, "train", image)] == [1, 0, 2]
+    assert await stores.label.list_suggestions(project, image) == []
+    assert label_file(stores, "train", image).read_text() == (
+        line(1, x=0.8) + line(0, x=0.2) + line(2)
+    )
+
+
+async def test_rejecting_suggestions_keeps_them_out_of_labels_mirror_and_export(
+    stores: Stores, project: str, image: str, tmp_path: Path
+) -> None:
+    await stores.label.save(project, "train", image, [box(1)])
+    await stores.label.add_suggestions(project, image, [box(0, x=0.2), box(2, confidence=0.9)])
+    first, second = await stores.label.list_suggestions(project, image)
+    mirror = label_file(stores, "train", image).read_bytes()
+    version = await version_of(stores, project, image)
+
+    assert await stores.label.reject_suggestions(project, image, [first.id or 0]) == 1
+    assert await version_of(stores, project, image) == version + 1
+    assert await stores.label.list_suggestions(project, image) == [second]
+    assert await stores.label.reject_suggestions(project, image) == 1
+
+    assert await stores.label.list_suggestions(project, image) == []
+    assert [a.class_id for a in await stores.label.load(project, "train", image)] == [1]
+    assert label_file(stores, "train", image).read_bytes() == mirror
+    assert await version_of(stores, project, image) == version + 2
+    result = await stores.dataset.export(project, tmp_path / "out")
+    with zipfile.ZipFile(result.path) as archive:
+        assert archive.read("labels/train/a.txt").decode() == line(1)
+
+
+@pytest.mark.parametrize("action", ["accept", "reject"])
+async def test_accepting_or_rejecting_an_unknown_suggestion_raises_not_found_and_changes_nothing(
+    stores: Stores, project: str, image: str, action: str
+) -> None:
+    await stores.label.add_suggestions(project, image, [box(0, confidence=0.9)])
+    (suggestion,) = await stores.label.list_suggestions(project, image)
+    version = await version_of(stores, project, image)
+    review = getattr(stores.label, f"{action}_suggestions")
+
+    with pytest.raises(NotFound):
+        await review(project, image, [suggestion.id, 10_000])
+    with pytest.raises(NotFound):
+        await review(project, "missing.png")
+
+    assert await stores.label.list_suggestions(project, image) == [suggestion]
+    assert await version_of(stores, project, image) == version
+
+
+@pytest.mark.parametrize("action", ["accept", "reject"])
+async def test_accepting_or_rejecting_with_a_stale_version_raises_conflict(
+    stores: Stores, project: str, image: str, action: str
+) -> None:
+    await stores.label.add_suggestions(project, image, [box(0, confidence=0.9)])
+    stale = await version_of(stores, project, image)
+    await stores.label.save(project, "train", image, [box(1, x=0.2)])
+    review = getattr(stores.label, f"{action}_suggestions")
+
+    with pytest.raises(Conflict):
+        await review(project, image, expected_version=stale)
+
+    assert len(await stores.label.list_suggestions(project, image)) == 1
+
+
+async def test_accepting_or_rejecting_when_nothing_is_pending_changes_nothing(
+    stores: Stores, project: str, image: str
+) -> None:
+    version = await version_of(stores, project, image)
+
+    assert await stores.label.accept_suggestions(project, image) == 0
+    assert await stores.label.reject_suggestions(project, image) == 0
+
+    assert await version_of(stores, project, image) == version
+    assert not label_file(stores, "train", image).exists()
+
+
+async def test_the_label_file_lists_boxes_in_label_id_order_after_a_mixed_save(
+    stores: Stores, project: str, image: str
+) -> None:
+    await stores.label.save(project, "train", image, [box(1, x=0.3)])
+    (manual,) = await stores.label.load(project, "train", image)
+    await stores.label.add_suggestions(project, image, [box(2, x=0.7, confidence=0.9)])
+    (suggestion,) = await stores.label.list_suggestions(project, image)
+
+    saved = await stores.label.save(
+        project,
+        "train",
+        image,
+        [box(0, x=0.2), box(2, x=0.7, id=suggestion.id), box(1, x=0.3, id=manual.id)],
+    )
+
+    assert [a.id for a in saved.labels] == sorted(a.id or 0 for a in saved.labels)
+    assert saved.labels == await stores.label.load(project, "train", image)
+    assert [a.class_id for a in saved.labels] == [1, 2, 0]
+    assert label_file(stores, "train", image).read_text() == (
+        line(1, x=0.3) + line(2, x=0.7) + line(0, x=0.2)
+    )
+    assert saved.image.version == await version_of(stores, project, image)
