@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import and_, distinct, exists, func, select, update
+from sqlalchemy import and_, bindparam, distinct, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
@@ -44,6 +44,57 @@ from app.repositories.files import Layout, replace_atomically, unlink_quietly, w
 from app.repositories.mirror import schedule_label_mirror, schedule_label_mirrors
 
 LIVE = (LabelStatus.ACCEPTED, LabelStatus.PENDING)
+
+# The annotator's hot statements are built once: SQLAlchemy memoizes a statement object's cache
+# key, so each call skips building the select and hashing it (parameters: ``_image_params``).
+_IMAGE_WHERE = (
+    Project.name_key == bindparam("name_key"),
+    Image.stem_key == bindparam("stem_key"),
+    Image.filename == bindparam("filename"),
+)
+# The image, the project's name and the image's labels of the given ``statuses``, in id order.
+_IMAGE_ANNOTATIONS = (
+    select(
+        Image,
+        Project.name,
+        Label.id,
+        ProjectClass.position,
+        Label.x,
+        Label.y,
+        Label.w,
+        Label.h,
+        Label.source,
+        Label.confidence,
+        Label.status,
+        Model.name,
+    )
+    .join(Project, Image.project_id == Project.id)
+    .outerjoin(
+        Label,
+        and_(Label.image_id == Image.id, Label.status.in_(bindparam("statuses", expanding=True))),
+    )
+    .outerjoin(ProjectClass, Label.class_id == ProjectClass.id)
+    .outerjoin(Model, Label.model_id == Model.id)
+    .where(*_IMAGE_WHERE)
+    .order_by(Label.id)
+)
+# The image, the project's name and classes, and each class's live labels on the image.
+_FOR_SAVE = (
+    select(Image, Project.name, ProjectClass.id, ProjectClass.position, Label, Model.name)
+    .join(Project, Image.project_id == Project.id)
+    .outerjoin(ProjectClass, ProjectClass.project_id == Image.project_id)
+    .outerjoin(
+        Label,
+        and_(
+            Label.class_id == ProjectClass.id,
+            Label.image_id == Image.id,
+            Label.status.in_(LIVE),
+        ),
+    )
+    .outerjoin(Model, Label.model_id == Model.id)
+    .where(*_IMAGE_WHERE)
+    .order_by(ProjectClass.position, ProjectClass.id)
+)
 
 
 class SqlLabelStore(LabelStore):
@@ -446,24 +497,7 @@ async def _for_save(
     order, and the image's live labels (with their model's name) by id, in one query: one row
     per class (the image's columns repeated), more for a class with several labels.
     ``NotFound`` as ``image_row``."""
-    rows = (
-        await session.execute(
-            select(Image, Project.name, ProjectClass.id, ProjectClass.position, Label, Model.name)
-            .join(Project, Image.project_id == Project.id)
-            .outerjoin(ProjectClass, ProjectClass.project_id == Image.project_id)
-            .outerjoin(
-                Label,
-                and_(
-                    Label.class_id == ProjectClass.id,
-                    Label.image_id == Image.id,
-                    Label.status.in_(LIVE),
-                ),
-            )
-            .outerjoin(Model, Label.model_id == Model.id)
-            .where(*_image_where(dataset, filename))
-            .order_by(ProjectClass.position, ProjectClass.id)
-        )
-    ).all()
+    rows = (await session.execute(_FOR_SAVE, _image_params(dataset, filename))).all()
     if not rows or (split is not None and rows[0][0].split != split):
         await image_row(session, dataset, filename, split)  # raises the precise NotFound
         raise NotFound(f"There is no image {filename!r} in project {dataset!r}.")
@@ -541,7 +575,8 @@ async def _image(
         await session.execute(
             select(Image, Project.name)
             .join(Project, Image.project_id == Project.id)
-            .where(*_image_where(dataset, filename))
+            .where(*_IMAGE_WHERE),
+            _image_params(dataset, filename),
         )
     ).first()
     if found is not None and (split is None or found[0].split == split):
@@ -550,13 +585,10 @@ async def _image(
     return project.name, image
 
 
-def _image_where(dataset: str, filename: str) -> list[ColumnElement[bool]]:
-    """The image of that name in the project of that name (through the unique stem index)."""
-    return [
-        Project.name_key == dataset.casefold(),
-        Image.stem_key == stem_key(filename),
-        Image.filename == filename,
-    ]
+def _image_params(dataset: str, filename: str) -> dict[str, str]:
+    """``_IMAGE_WHERE``'s parameters: the image of that name in the project of that name
+    (found through the unique stem index)."""
+    return {"name_key": dataset.casefold(), "stem_key": stem_key(filename), "filename": filename}
 
 
 async def _image_annotations(
@@ -568,30 +600,8 @@ async def _image_annotations(
 ) -> tuple[str, Image, list[Annotation]]:
     """The project's name, the image row and its labels of these statuses (id order), in one
     query (the image's columns repeat on each label's row); ``NotFound`` as ``image_row``."""
-    rows = (
-        await session.execute(
-            select(
-                Image,
-                Project.name,
-                Label.id,
-                ProjectClass.position,
-                Label.x,
-                Label.y,
-                Label.w,
-                Label.h,
-                Label.source,
-                Label.confidence,
-                Label.status,
-                Model.name,
-            )
-            .join(Project, Image.project_id == Project.id)
-            .outerjoin(Label, and_(Label.image_id == Image.id, Label.status.in_(statuses)))
-            .outerjoin(ProjectClass, Label.class_id == ProjectClass.id)
-            .outerjoin(Model, Label.model_id == Model.id)
-            .where(*_image_where(dataset, filename))
-            .order_by(Label.id)
-        )
-    ).all()
+    params = {**_image_params(dataset, filename), "statuses": [str(s) for s in statuses]}
+    rows = (await session.execute(_IMAGE_ANNOTATIONS, params)).all()
     if not rows or (split is not None and rows[0][0].split != split):
         project, image = await image_row(session, dataset, filename, split)  # precise NotFound
         return project.name, image, []
