@@ -21,7 +21,18 @@ from app.config import Settings
 from app.db.migrate import upgrade_to_head
 from app.repositories import create_stores
 from app.tasks.runner import TaskRunner
-from app.web import api, api_images, api_uploads, health_pages, image_pages, pages, task_pages
+from app.web import (
+    annotate_pages,
+    api,
+    api_images,
+    api_labels,
+    api_uploads,
+    health_pages,
+    image_pages,
+    pages,
+    review_pages,
+    task_pages,
+)
 from app.web.csrf import CsrfCookie
 from app.web.errors import install_error_handlers
 from app.web.formatting import TEMPLATE_GLOBALS
@@ -105,9 +116,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_images.router)
     app.include_router(api_uploads.router)
     app.include_router(health_pages.api_router)
+    app.include_router(api_labels.router)
     app.include_router(pages.router)
     app.include_router(image_pages.router)
     app.include_router(health_pages.router)
+    app.include_router(annotate_pages.router)
+    app.include_router(review_pages.router)
     app.include_router(task_pages.router)
     install_error_handlers(app)
     return app

@@ -214,10 +214,6 @@ class ImagesDeletedOut(BaseModel):
     deleted: int
 
 
-class RebalanceOut(BaseModel):
-    num_images: dict[str, int] = Field(description="Images per split after the redraw.")
-
-
 class IngestResultOut(BaseModel):
     original_name: str = Field(description="The name as uploaded (``zip/member`` inside a zip).")
     status: Literal["stored", "duplicate", "refused"]
