@@ -23,7 +23,6 @@ import os
 import pstats
 import queue
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.repositories.imaging import perceptual_hash, thumbnail_of  # noqa: E402
+from bench.server import free_port, launch  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480
 JPEG_QUALITY = 90
@@ -62,12 +62,6 @@ def make_jpegs(n: int) -> list[tuple[str, bytes]]:
         assert ok
         out.append((f"img{i:05d}.jpg", buf.tobytes()))
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RssSampler:
@@ -110,21 +104,7 @@ def start_server(data_dir: Path, port: int, profile_to: Path | None) -> subproce
     command = [sys.executable, "-m", "app.cli", "serve"]  # what `ydc serve` runs
     if profile_to is not None:
         command = [sys.executable, "-m", "cProfile", "-o", str(profile_to), *command[1:]]
-    log = open(data_dir.parent / "server.log", "wb")  # noqa: SIM115  (the server keeps it)
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            tail = (data_dir.parent / "server.log").read_bytes()[-2000:].decode(errors="replace")
-            raise RuntimeError(f"server exited: {tail}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/csrf", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("server did not start within 60 s")
+    return launch(command, data_dir.parent / "server.log", port, env)
 
 
 def client(base: str) -> httpx.Client:

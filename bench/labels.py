@@ -28,8 +28,6 @@ import io
 import json
 import os
 import pstats
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,17 +43,12 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.server import free_port, launch, stop_server  # noqa: E402
 
 PROJECT = "bench"
 CLASSES = [f"class{i}" for i in range(10)]
 WARMUP = 20
 GOAL_P50_MS, GOAL_P95_MS = 5.0, 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def serve(data_dir: Path, port: int) -> None:
@@ -94,29 +87,7 @@ def start_server(data_dir: Path, port: int, profile_to: Path | None) -> subproce
     command = [sys.executable, __file__, "--serve", str(data_dir), str(port)]
     if profile_to is not None:
         command = [sys.executable, "-m", "cProfile", "-o", str(profile_to), *command[1:]]
-    log = open(data_dir.parent / "server.log", "wb")  # noqa: SIM115  (the server keeps it)
-    server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            tail = (data_dir.parent / "server.log").read_bytes()[-2000:].decode(errors="replace")
-            raise RuntimeError(f"server exited: {tail}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/csrf", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("server did not start within 60 s")
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    server.send_signal(signal.SIGINT)  # uvicorn shuts down cleanly; cProfile writes its file
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    return launch(command, data_dir.parent / "server.log", port)
 
 
 def client(base: str) -> httpx.Client:

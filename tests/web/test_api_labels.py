@@ -7,41 +7,22 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from app.config import Settings
 from app.domain.models import Annotation
 from app.domain.stores import Stores
-from app.main import create_app
-from app.web import api_labels
 from tests.conftest import encode, make_image
 
 PROJECT = "labels"
 WIDTH, HEIGHT = 100, 50
 BASE = f"/api/v1/projects/{PROJECT}"
 IMAGE = f"{BASE}/images/a.png"
-
-
-def mount(app: FastAPI, router: APIRouter) -> None:
-    """Include ``router`` unless ``create_app`` already does."""
-    paths = {getattr(route, "path", None) for route in app.routes}
-    if not any(getattr(route, "path", None) in paths for route in router.routes):
-        app.include_router(router)
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
-    mount(application, api_labels.router)
-    async with LifespanManager(application):
-        yield application
 
 
 @pytest.fixture

@@ -6,39 +6,19 @@ the accept once confirmed. Driven as a browser does without JS (whole pages) and
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
-from app.config import Settings
 from app.domain.models import Annotation
 from app.domain.stores import Stores
-from app.main import create_app
-from app.web import review_pages
 from tests.conftest import encode, make_image
 from tests.web.htmltree import Element, parse
 
 HTMX = {"HX-Request": "true"}
 PROJECT = "birds"
 PAGE = f"/projects/{PROJECT}/review"
-
-
-def mount(app: FastAPI, router: APIRouter) -> None:
-    """Include ``router`` unless ``create_app`` already does."""
-    paths = {getattr(route, "path", None) for route in app.routes}
-    if not any(getattr(route, "path", None) in paths for route in router.routes):
-        app.include_router(router)
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
-    mount(application, review_pages.router)
-    async with LifespanManager(application):
-        yield application
 
 
 @pytest.fixture
