@@ -88,8 +88,12 @@ def test_upload_five_files_then_move_one_to_val_and_find_it_by_the_val_filter(
     expect(page.locator("#grid-count")).to_contain_text("3 images")
     expect(page.locator("#tiles li.tile")).to_have_count(3)
     assert sorted(tile_names(page)) == ["bridge.jpg", "corner.jpg", "crossing.jpg"]
-    for img in page.locator("#tiles img").all():  # every thumbnail loaded from /media
-        assert img.evaluate("i => i.complete && i.naturalWidth > 0")
+    # Every thumbnail loads from /media (lazy images: wait for them, do not sample once).
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#tiles img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    for img in page.locator("#tiles img").all():
         assert (img.get_attribute("src") or "").startswith(f"/media/{project}/thumbs/")
 
     # Shift-click selects the range; the bar counts it.

@@ -14,7 +14,7 @@ from tests.e2e.support import LiveServer, api, seed_image, shoot
 def test_bulk_accept_shows_the_counts_first_then_accepts_those_above_the_threshold(
     live: LiveServer, page: Page
 ) -> None:
-    project = "orchard"
+    project = "review-queue"
     with api(live) as http:
         assert http.post(
             "/api/v1/projects", json={"name": project, "classes": ["apple", "pear"]}
