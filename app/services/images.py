@@ -1,5 +1,5 @@
-"""Image grid use cases: a filtered page with its cursor and count, bulk move and delete, an
-image with its boxes, and the previous/next image under a filter. (Rebalancing is a task:
+"""Image grid use cases: a filtered page with its cursor and count, bulk move and delete, and the
+previous/next image under a filter. (Rebalancing is a task:
 ``app/services/tasks.py``.)"""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.domain.errors import Invalid
-from app.domain.models import Annotation, ClassInfo, ImageFilter, ImageInfo
+from app.domain.models import ImageFilter, ImageInfo
 from app.domain.stores import Stores
 
 DEFAULT_PAGE = 100
@@ -83,24 +83,3 @@ async def delete_images(stores: Stores, project: str, filenames: list[str]) -> i
 async def thumbnail(stores: Stores, project: str, filename: str) -> Path:
     """The image's thumbnail file, made again if it is missing. ``NotFound``."""
     return await stores.image.thumbnail(project, filename)
-
-
-@dataclass
-class ImageDetail:
-    """One image with what its page shows: its accepted boxes, its pending suggestions and the
-    project's classes (a box's ``class_id`` is a class's position)."""
-
-    image: ImageInfo
-    boxes: list[Annotation]
-    suggestions: list[Annotation]
-    classes: list[ClassInfo]
-
-
-async def image_detail(stores: Stores, project: str, filename: str) -> ImageDetail:
-    """The image, its boxes, suggestions and the classes. ``NotFound``."""
-    # Plain reads: a unit of work would take the write lock for nothing.
-    image = await stores.image.get(project, filename)
-    boxes = await stores.label.load(project, image.split, image.filename)
-    suggestions = await stores.label.list_suggestions(project, image.filename)
-    classes = await stores.dataset.get_classes(project)
-    return ImageDetail(image, boxes, suggestions, classes)

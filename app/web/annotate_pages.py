@@ -20,10 +20,11 @@ from fastapi.responses import HTMLResponse
 
 from app.domain.models import Annotation, ImageInfo
 from app.services import images as image_service
+from app.services import labels as label_service
 from app.services import projects as project_service
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
-from app.web.image_pages import GridQuery, QueryText
+from app.web.image_pages import GridFilters, GridQuery
 from app.web.render import render
 from app.web.urls import image_page_url, image_url
 
@@ -82,16 +83,12 @@ async def annotate_page(
     name: str,
     filename: str,
     stores: StoresDep,
-    split: QueryText = "",
-    state: QueryText = "",
-    class_id: QueryText = "",
-    q: QueryText = "",
+    query: GridFilters,
 ) -> HTMLResponse:
     """The annotator for one image; previous and next follow the grid's filters."""
-    query = GridQuery.parse(split, state, class_id, q)
     project = await project_service.get_project(stores, name)
-    detail = await image_service.image_detail(stores, project.name, filename)
-    image: ImageInfo = detail.image
+    found = await label_service.image_labels(stores, project.name, filename)
+    image: ImageInfo = found.image
     previous, following = await image_service.neighbours(
         stores, project.name, image.filename, query.image_filter()
     )
@@ -106,11 +103,11 @@ async def annotate_page(
         "labels_url": labels_api_url(project.name, image.filename),
         "version": image.version,
         "no_objects": image.no_objects,
-        "labels": [_box(b) for b in detail.boxes],
-        "suggestions": [_box(b) for b in detail.suggestions],
+        "labels": [_box(b) for b in found.labels],
+        "suggestions": [_box(b) for b in found.suggestions],
         "classes": [
             {"id": c.id, "position": c.position, "name": c.name, "colour": c.colour}
-            for c in sorted(detail.classes, key=lambda c: c.position)
+            for c in sorted(project.class_details, key=lambda c: c.position)
         ],
         "previous": _neighbour(project.name, previous, query),
         "next": _neighbour(project.name, following, query),

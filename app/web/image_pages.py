@@ -19,6 +19,7 @@ from app.domain.errors import Invalid
 from app.domain.models import SPLITS, ImageFilter, ImageState
 from app.services import images as image_service
 from app.services import ingest as ingest_service
+from app.services import labels as label_service
 from app.services import projects as project_service
 from app.services import tasks as task_service
 from app.web.api_uploads import store_upload
@@ -99,6 +100,23 @@ def _cursor(text: str) -> int | None:
     return int(text)
 
 
+def _query_filters(
+    split: QueryText = "", state: QueryText = "", class_id: QueryText = "", q: QueryText = ""
+) -> GridQuery:
+    return GridQuery.parse(split, state, class_id, q)
+
+
+def _form_filters(
+    split: FormText = "", state: FormText = "", class_id: FormText = "", q: FormText = ""
+) -> GridQuery:
+    return GridQuery.parse(split, state, class_id, q)
+
+
+# The grid's filters from the URL (pages) or from the bulk form's hidden fields (its posts).
+GridFilters = Annotated[GridQuery, Depends(_query_filters)]
+GridFormFilters = Annotated[GridQuery, Depends(_form_filters)]
+
+
 # --- the grid --------------------------------------------------------------------------------
 
 
@@ -140,14 +158,10 @@ async def image_grid(
     request: Request,
     name: str,
     stores: StoresDep,
-    split: QueryText = "",
-    state: QueryText = "",
-    class_id: QueryText = "",
-    q: QueryText = "",
+    query: GridFilters,
     cursor: QueryText = "",
 ) -> HTMLResponse:
     """The project's images as thumbnails, filtered, a page at a time."""
-    query = GridQuery.parse(split, state, class_id, q)
     return await _grid(request, stores, name, query, cursor=_cursor(cursor))
 
 
@@ -163,15 +177,11 @@ async def move_images(
     request: Request,
     name: str,
     stores: StoresDep,
+    query: GridFormFilters,
     to_split: FormText = "",
     filenames: FormNames = [],  # noqa: B006 (FastAPI copies defaults)
-    split: FormText = "",
-    state: FormText = "",
-    class_id: FormText = "",
-    q: FormText = "",
 ) -> Response:
     """Move the selected images (and their label files) to ``to_split`` and pin them there."""
-    query = GridQuery.parse(split, state, class_id, q)
     if to_split not in SPLITS:
         raise Invalid("Choose the split to move the images to: train, val or test.")
     chosen = _selected(filenames)
@@ -190,16 +200,12 @@ async def delete_images(
     request: Request,
     name: str,
     stores: StoresDep,
+    query: GridFormFilters,
     confirm: FormText = "",
     filenames: FormNames = [],  # noqa: B006
-    split: FormText = "",
-    state: FormText = "",
-    class_id: FormText = "",
-    q: FormText = "",
 ) -> Response:
     """Delete the selected images with their labels once confirmed; without ``confirm=yes``
     show what would go."""
-    query = GridQuery.parse(split, state, class_id, q)
     chosen = list(dict.fromkeys(_selected(filenames)))
     if confirm != "yes":
         project = await project_service.get_project(stores, name)
@@ -229,15 +235,14 @@ async def delete_images(
 async def image_page(request: Request, name: str, filename: str, stores: StoresDep) -> HTMLResponse:
     """The full image, upright, with its boxes drawn, and its metadata."""
     project = await project_service.get_project(stores, name)
-    detail = await image_service.image_detail(stores, project.name, filename)
-    by_position = {c.position: c for c in detail.classes}
+    found = await label_service.image_labels(stores, project.name, filename)
     context = {
         "nav": "projects",
         "project": project,
-        "image": detail.image,
-        "boxes": detail.boxes,
-        "suggestions": detail.suggestions,
-        "class_at": by_position,
+        "image": found.image,
+        "boxes": found.labels,
+        "suggestions": found.suggestions,
+        "class_at": {c.position: c for c in project.class_details},
         "splits": SPLITS,
     }
     return render(request, "pages/image.html", context, fragment="images/_image.html")
@@ -289,9 +294,7 @@ async def splits_box(request: Request, name: str, stores: StoresDep) -> HTMLResp
     )
 
 
-@router.get("/projects/{name}/rebalance", response_class=HTMLResponse)
-async def confirm_rebalance(request: Request, name: str, stores: StoresDep) -> HTMLResponse:
-    """What a rebalance does, and the button that does it."""
+async def _confirm_rebalance(request: Request, stores: StoresDep, name: str) -> HTMLResponse:
     project = await project_service.get_project(stores, name)
     return render(
         request,
@@ -301,6 +304,12 @@ async def confirm_rebalance(request: Request, name: str, stores: StoresDep) -> H
     )
 
 
+@router.get("/projects/{name}/rebalance", response_class=HTMLResponse)
+async def confirm_rebalance(request: Request, name: str, stores: StoresDep) -> HTMLResponse:
+    """What a rebalance does, and the button that does it."""
+    return await _confirm_rebalance(request, stores, name)
+
+
 @router.post("/projects/{name}/rebalance")
 async def rebalance(
     request: Request, name: str, stores: StoresDep, confirm: FormText = ""
@@ -308,12 +317,6 @@ async def rebalance(
     """Queue a redraw of the split of every image not moved by hand, once confirmed; the
     task's page follows it (thousands of label files may move)."""
     if confirm != "yes":
-        project = await project_service.get_project(stores, name)
-        return render(
-            request,
-            "pages/confirm_rebalance.html",
-            project_context(project),
-            fragment="projects/_confirm_rebalance.html",
-        )
+        return await _confirm_rebalance(request, stores, name)
     task = await task_service.start_rebalance(stores, name)
     return redirect(request, f"/tasks/{task.id}")
