@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.db.engine import session_factories
 from app.domain.stores import UnitOfWork
+from app.faults import fault_point
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,9 @@ class SqlUnitOfWork(UnitOfWork):
                 done.add(key)
                 await self._before_commit[key](self.session)
             await self.session.flush()
+        fault_point("before-commit")
         await self.session.commit()
+        fault_point("after-commit")
         self.committed = True
         actions, self._after_commit = self._after_commit, []
         self._on_rollback.clear()

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from app.faults import fault_point
+
 CHUNK = 1024 * 1024
 
 
@@ -117,6 +119,7 @@ def stage(
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
+                fault_point("after-temp-fsync")
         except BaseException:
             target.unlink(missing_ok=True)
             raise
@@ -148,6 +151,7 @@ def write_staged(layout: Layout, data: bytes) -> Path:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
+    fault_point("after-temp-fsync")
     return target
 
 
