@@ -1,4 +1,4 @@
-"""The ``ydc`` command: serve, migrate, worker, export, import."""
+"""The ``ydc`` command: serve, migrate, worker, export, import, reconcile, sync-from-disk."""
 
 from __future__ import annotations
 
@@ -12,12 +12,25 @@ from pathlib import Path
 from app.config import Settings
 from app.db.migrate import upgrade_to_head, upgrade_to_head_sync
 from app.domain.errors import YdcError
+from app.domain.reconcile import (
+    FOUND_TITLES,
+    Finding,
+    Found,
+    Outcome,
+    ReconcileReport,
+    SyncReport,
+)
+from app.repositories.datadir_lock import DataDirLock
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.main import create_app
+
+    # A clear refusal here rather than a traceback from the app's start-up.
+    with DataDirLock(settings.data_dir) as lock:
+        lock.shared()
 
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
     return 0
@@ -33,6 +46,8 @@ async def _worker_loop(settings: Settings) -> None:
     from app.repositories import create_stores
     from app.tasks.runner import TaskRunner
 
+    lock = DataDirLock(settings.data_dir)
+    lock.shared()
     await upgrade_to_head(settings.database_url)
     stores = create_stores(settings)
     runner = TaskRunner(stores.task, settings)
@@ -47,6 +62,7 @@ async def _worker_loop(settings: Settings) -> None:
     finally:
         await runner.stop()
         await stores.close()
+        lock.release()
 
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
@@ -83,6 +99,83 @@ async def _import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from app.repositories import create_stores
+
+    with DataDirLock(settings.data_dir) as lock:
+        lock.exclusive()
+        await upgrade_to_head(settings.database_url)
+        stores = create_stores(settings)
+        try:
+            report = await stores.storage.reconcile(
+                project=args.project, dry_run=args.dry_run, deep=args.deep, exclusive=True
+            )
+        finally:
+            await stores.close()
+    print_reconcile(report)
+    return 1 if report.drift else 0
+
+
+def print_reconcile(report: ReconcileReport) -> None:
+    """Each kind of finding under its title, then the summary line."""
+    by_kind: dict[str, list[Finding]] = {}
+    for finding in report.findings:
+        by_kind.setdefault(finding.kind, []).append(finding)
+    for kind, count in sorted(report.counts.items()):
+        print(f"{FOUND_TITLES[Found(kind)]}: {count}")
+        for finding in by_kind.get(kind, []):
+            print(f"  {finding.path}  ({finding.detail})")
+        if count > len(by_kind.get(kind, [])):
+            print(f"  … and {count - len(by_kind.get(kind, []))} more")
+    prefix = "dry run, nothing changed: " if report.dry_run else ""
+    print(f"{prefix}{report.summary()}")
+
+
+async def _sync(settings: Settings, args: argparse.Namespace) -> int:
+    from app.repositories import create_stores
+
+    with DataDirLock(settings.data_dir) as lock:
+        lock.exclusive()
+        await upgrade_to_head(settings.database_url)
+        stores = create_stores(settings)
+        try:
+            report = await stores.storage.sync_from_disk(
+                project=args.project, dry_run=args.dry_run, prefer_disk=args.prefer_disk
+            )
+        finally:
+            await stores.close()
+    print_sync(report)
+    return 0
+
+
+def print_sync(report: SyncReport) -> None:
+    """A table of what was added, updated and skipped per project and kind, then why each
+    skipped thing was skipped."""
+    rows: dict[tuple[str, str], dict[str, int]] = {}
+    for (project, kind, outcome), count in report.counts.items():
+        rows.setdefault((project, kind), {})[outcome] = count
+    if not rows:
+        print("nothing found under projects/ to sync")
+    else:
+        width = max(len(project) for project, _ in rows) + 2
+        print(f"{'project':<{width}}{'kind':<9}{'added':>8}{'updated':>9}{'skipped':>9}")
+        for (project, kind), counts in sorted(rows.items()):
+            print(
+                f"{project:<{width}}{kind:<9}{counts.get(Outcome.ADDED, 0):>8}"
+                f"{counts.get(Outcome.UPDATED, 0):>9}{counts.get(Outcome.SKIPPED, 0):>9}"
+            )
+    skipped = [e for e in report.entries if e.outcome == Outcome.SKIPPED and e.reason]
+    if skipped:
+        print("skipped:")
+        for entry in skipped:
+            print(f"  {entry.project} {entry.kind} {entry.name}: {entry.reason}")
+    verdict = "would change" if report.dry_run else "changed"
+    print(
+        f"{'dry run, nothing changed; ' if report.dry_run else ''}"
+        f"{verdict if report.changed else 'nothing to change'} ({report.seconds:.1f} s)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ydc", description="YOLO Dataset Creator")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="create a project from an Ultralytics-layout zip")
     imp.add_argument("zip")
     imp.add_argument("--name", help="project name (default: the zip's stem)")
+    rec = sub.add_parser(
+        "reconcile",
+        help="make the disk agree with the database (exit 1 when they disagreed)",
+    )
+    rec.add_argument("--dry-run", action="store_true", help="say what would change; change nothing")
+    rec.add_argument("--deep", action="store_true", help="also hash every image, read every label")
+    rec.add_argument("--project", help="only this project")
+    sync = sub.add_parser(
+        "sync-from-disk",
+        help="rebuild the database from storage/projects/ (recovery; adopts YOLO folders)",
+    )
+    sync.add_argument("--project", help="only this folder under projects/")
+    sync.add_argument(
+        "--dry-run", action="store_true", help="say what would change; change nothing"
+    )
+    sync.add_argument(
+        "--prefer-disk",
+        action="store_true",
+        help="take labels from .txt files even where the database has some",
+    )
     return parser
 
 
@@ -108,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         "worker": _worker,
         "export": lambda s, a: asyncio.run(_export(s, a)),
         "import": lambda s, a: asyncio.run(_import(s, a)),
+        "reconcile": lambda s, a: asyncio.run(_reconcile(s, a)),
+        "sync-from-disk": lambda s, a: asyncio.run(_sync(s, a)),
     }
     try:
         return commands[args.command](settings, args)

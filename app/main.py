@@ -20,6 +20,8 @@ from fastapi.templating import Jinja2Templates
 from app.config import Settings
 from app.db.migrate import upgrade_to_head
 from app.repositories import create_stores
+from app.repositories.datadir_lock import DataDirLock
+from app.services.storage import reconcile_at_start
 from app.tasks.runner import TaskRunner
 from app.web import (
     annotate_pages,
@@ -56,8 +58,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await upgrade_to_head(settings.database_url)
-        stores = create_stores(settings)
+        # Alone on the data dir (no other server or worker): every temp file is stale.
+        lock = DataDirLock(settings.data_dir)
+        alone = lock.try_exclusive()
+        if not alone:
+            lock.shared()  # refuses while a command-line reconcile or sync holds it
+        try:
+            await upgrade_to_head(settings.database_url)
+            stores = create_stores(settings)
+            app.state.reconcile_at_start = await reconcile_at_start(stores, exclusive=alone)
+        except BaseException:
+            lock.release()
+            raise
+        lock.shared()
         runner = TaskRunner(stores.task, settings) if settings.run_tasks else None
         app.state.settings = settings
         app.state.stores = stores
@@ -71,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if runner is not None:
                 await runner.stop()
             await stores.close()
+            lock.release()
 
     app = FastAPI(
         docs_url=None,  # served below from vendored Swagger UI: no CDN

@@ -37,6 +37,7 @@ from app.domain.models import (
     SessionInfo,
     TaskInfo,
 )
+from app.domain.reconcile import ReconcileReport, SyncReport
 
 ProgressCallback = Callable[[float, str], Awaitable[None]]
 """Called with a fraction in [0, 1] and a message; may raise ``Cancelled`` to stop the work."""
@@ -576,9 +577,15 @@ class TaskStore(ABC):
 
     @abstractmethod
     async def list(
-        self, *, dataset: str | None = None, limit: int = 50, before_id: int | None = None
+        self,
+        *,
+        dataset: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+        kinds: builtins.list[str] | None = None,
     ) -> list[TaskInfo]:
-        """Recent tasks, newest first (keyset pagination with ``before_id``)."""
+        """Recent tasks, newest first (keyset pagination with ``before_id``); only ``kinds``
+        when given."""
 
     @abstractmethod
     async def claim(
@@ -629,6 +636,45 @@ class TaskStore(ABC):
         held by a worker in ``exclude_workers`` (a runner that knows its worker is alive)."""
 
 
+class StorageStore(ABC):
+    """The disk against the database: reconcile, recovery from disk, and missing images found
+    again (DESIGN.md "Start-up reconcile and recovery")."""
+
+    @abstractmethod
+    async def reconcile(
+        self,
+        *,
+        project: str | None = None,
+        dry_run: bool = False,
+        deep: bool = False,
+        exclusive: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ReconcileReport:
+        """Make the folders of registered projects agree with the rows (or, ``dry_run``, say
+        what that would change). ``exclusive``: no other process uses the data dir, so every
+        temp file is stale. Raises ``NotFound`` for an unknown ``project``."""
+
+    @abstractmethod
+    async def sync_from_disk(
+        self,
+        *,
+        project: str | None = None,
+        dry_run: bool = False,
+        prefer_disk: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> SyncReport:
+        """Register what lies under ``projects/`` and the database lacks: projects, classes,
+        prompts, images, labels (from ``.txt`` when the image has none in the database, or
+        always with ``prefer_disk``) and models. Running it twice changes nothing."""
+
+    @abstractmethod
+    async def locate(
+        self, dataset: str, source: Path | IO[bytes] | bytes, *, filename: str = ""
+    ) -> ImageInfo:
+        """Put the bytes of a missing image back: matched by sha256 against the project's
+        missing images. Raises ``NotFound`` when no missing image has these bytes."""
+
+
 @dataclass
 class Stores:
     """The stores of one storage backend, and the way to make several calls one unit."""
@@ -639,6 +685,7 @@ class Stores:
     model: ModelStore
     session: SessionStore
     task: TaskStore
+    storage: StorageStore
     unit_of_work: Callable[[], AbstractAsyncContextManager[UnitOfWork]]
     data_dir: Path
     close: Callable[[], Awaitable[None]]
@@ -651,6 +698,7 @@ __all__ = [
     "ModelStore",
     "ProgressCallback",
     "SessionStore",
+    "StorageStore",
     "Stores",
     "TaskStore",
     "UnitOfWork",

@@ -13,6 +13,7 @@ from app.repositories.images import SqlImageStore
 from app.repositories.labels import SqlLabelStore
 from app.repositories.models_store import SqlModelStore
 from app.repositories.sessions import SqlSessionStore
+from app.repositories.storage import SqlStorageStore
 from app.repositories.tasks import SqlTaskStore
 
 
@@ -35,6 +36,7 @@ def create_stores(settings: Settings) -> Stores:
         model=SqlModelStore(db, layout),
         session=SqlSessionStore(db),
         task=SqlTaskStore(db),
+        storage=SqlStorageStore(db, layout, images, max_upload_bytes=settings.max_upload_bytes),
         unit_of_work=db.unit,
         data_dir=settings.data_dir,
         close=db.dispose,

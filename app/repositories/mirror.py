@@ -12,6 +12,7 @@ import json
 import os
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 
@@ -29,36 +30,44 @@ from app.repositories.files import Layout, replace_atomically, unlink_quietly, w
 BATCH = 500
 
 
+async def project_mirror_texts(session: AsyncSession, project_id: int) -> dict[str, str]:
+    """What ``data.yaml``, ``prompts.yaml`` and ``ydc.json`` hold for the project's rows
+    (empty when the project is gone)."""
+    project = await session.get(Project, project_id)
+    if project is None:
+        return {}
+    classes = await classes_of(session, project_id)
+    names = [c.name for c in classes]
+    prompts = {c.position: list(c.prompts) for c in classes if c.prompts}
+    meta = {
+        "format": "ydc-project",
+        "version": 1,
+        "name": project.name,
+        "description": project.description,
+        "created_at": project.created_at,
+        "split_ratios": {
+            "train": project.train_ratio,
+            "val": project.val_ratio,
+            "test": project.test_ratio,
+        },
+        "classes": [{"name": c.name, "colour": c.colour} for c in classes],
+    }
+    return {
+        "data.yaml": yaml.safe_dump(data_yaml_dict(names), sort_keys=False, allow_unicode=True),
+        "prompts.yaml": yaml.safe_dump(prompts, sort_keys=True, allow_unicode=True),
+        "ydc.json": json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
+    }
+
+
 def schedule_project_mirror(uow: SqlUnitOfWork, layout: Layout, project_id: int) -> None:
     """Rewrite the project's ``data.yaml``, ``prompts.yaml`` and ``ydc.json`` at commit."""
 
     async def hook(session: AsyncSession) -> None:
-        project = await session.get(Project, project_id)
-        if project is None:
+        name = await session.scalar(select(Project.name).where(Project.id == project_id))
+        if name is None:
             return
-        classes = await classes_of(session, project_id)
-        names = [c.name for c in classes]
-        prompts = {c.position: list(c.prompts) for c in classes if c.prompts}
-        meta = {
-            "format": "ydc-project",
-            "version": 1,
-            "name": project.name,
-            "description": project.description,
-            "created_at": project.created_at,
-            "split_ratios": {
-                "train": project.train_ratio,
-                "val": project.val_ratio,
-                "test": project.test_ratio,
-            },
-            "classes": [{"name": c.name, "colour": c.colour} for c in classes],
-        }
-        folder = layout.project(project.name)
-        files = {
-            "data.yaml": yaml.safe_dump(data_yaml_dict(names), sort_keys=False, allow_unicode=True),
-            "prompts.yaml": yaml.safe_dump(prompts, sort_keys=True, allow_unicode=True),
-            "ydc.json": json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
-        }
-        for filename, text in files.items():
+        folder = layout.project(name)
+        for filename, text in (await project_mirror_texts(session, project_id)).items():
             staged = write_staged(layout, text.encode())
             final = folder / filename
             uow.on_rollback(partial(unlink_quietly, staged))
@@ -97,20 +106,7 @@ async def _write_label_mirrors(
     ).all()
     if not rows:
         return
-    lines: dict[int, list[tuple[int, float, float, float, float]]] = defaultdict(list)
-    label_rows = await session.execute(
-        select(Label.image_id, ProjectClass.position, Label.x, Label.y, Label.w, Label.h)
-        .join(ProjectClass, Label.class_id == ProjectClass.id)
-        .where(Label.image_id.in_(image_ids), Label.status == LabelStatus.ACCEPTED)
-        .order_by(Label.image_id, Label.id)
-    )
-    for image_id, position, x, y, w, h in label_rows:
-        lines[image_id].append((position, x, y, w, h))
-    texts = {
-        image.id: format_label_lines(lines.get(image.id, [])).encode()
-        for image, _ in rows
-        if image.no_objects or lines.get(image.id)
-    }
+    texts = await label_texts(session, {image.id: image.no_objects for image, _ in rows})
     staged = await asyncio.to_thread(_stage_all, layout, texts)
     for image, project_name in rows:
         final = layout.label(project_name, image.split, image.filename)
@@ -124,6 +120,31 @@ async def _write_label_mirrors(
             # Unlabelled: no label file at all (an empty one would mean "no objects").
             uow.after_commit(partial(unlink_quietly, final))
         image.label_size, image.label_mtime_ns = size, mtime_ns
+
+
+async def label_texts(session: AsyncSession, no_objects: Mapping[int, bool]) -> dict[int, bytes]:
+    """The label file each image should have, by id (``no_objects``: image id → its flag):
+    its accepted boxes as YOLO lines by class position (empty for "no objects"); no entry
+    when it should have none (unlabelled: an empty file would mean "no objects")."""
+    lines: dict[int, list[tuple[int, float, float, float, float]]] = defaultdict(list)
+    ids = list(no_objects)
+    for start in range(0, len(ids), BATCH):
+        label_rows = await session.execute(
+            select(Label.image_id, ProjectClass.position, Label.x, Label.y, Label.w, Label.h)
+            .join(ProjectClass, Label.class_id == ProjectClass.id)
+            .where(
+                Label.image_id.in_(ids[start : start + BATCH]),
+                Label.status == LabelStatus.ACCEPTED,
+            )
+            .order_by(Label.image_id, Label.id)
+        )
+        for image_id, position, x, y, w, h in label_rows:
+            lines[image_id].append((position, x, y, w, h))
+    return {
+        image_id: format_label_lines(lines.get(image_id, [])).encode()
+        for image_id, empty in no_objects.items()
+        if empty or lines.get(image_id)
+    }
 
 
 def _stage_all(layout: Layout, texts: dict[int, bytes]) -> dict[int, tuple[Path, int, int]]:

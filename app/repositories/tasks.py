@@ -88,10 +88,17 @@ class SqlTaskStore(TaskStore):
         return self._info(found[0], found[1])
 
     async def list(
-        self, *, dataset: str | None = None, limit: int = 50, before_id: int | None = None
+        self,
+        *,
+        dataset: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+        kinds: builtins.list[str] | None = None,
     ) -> list[TaskInfo]:
         async with self._db.reader() as session:
             query = self._select().order_by(Task.id.desc()).limit(limit)
+            if kinds is not None:
+                query = query.where(Task.kind.in_(kinds))
             if dataset is not None:
                 project = await project_by_name(session, dataset)
                 query = query.where(Task.project_id == project.id)

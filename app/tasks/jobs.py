@@ -42,4 +42,26 @@ async def rebalance_project(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
     return {"num_images": counts}
 
 
-JOBS: dict[str, Job] = {"export": export_project, "rebalance": rebalance_project}
+async def reconcile_storage(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
+    """Reconcile every project beside the running server (other processes may be writing:
+    temp files younger than an hour are left alone)."""
+    report = await stores.storage.reconcile(
+        deep=bool(ctx.task.params.get("deep")), progress=ctx.progress
+    )
+    return report.to_dict()
+
+
+async def sync_storage(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
+    """sync-from-disk beside the running server."""
+    report = await stores.storage.sync_from_disk(
+        prefer_disk=bool(ctx.task.params.get("prefer_disk")), progress=ctx.progress
+    )
+    return report.to_dict()
+
+
+JOBS: dict[str, Job] = {
+    "export": export_project,
+    "rebalance": rebalance_project,
+    "reconcile": reconcile_storage,
+    "sync": sync_storage,
+}

@@ -17,6 +17,7 @@ from app.config import Settings
 from app.domain.errors import Cancelled, Conflict, YdcError
 from app.domain.models import TaskStatus
 from app.repositories import create_stores
+from app.repositories.datadir_lock import DataDirLock
 from app.tasks.context import TaskContext
 from app.tasks.jobs import JOBS
 
@@ -24,6 +25,9 @@ log = logging.getLogger("ydc.worker")
 
 
 async def run_task(settings: Settings, task_id: int, worker: str) -> int:
+    # Held beside the server's: a command-line reconcile never moves files under this task.
+    lock = DataDirLock(settings.data_dir)
+    lock.shared()
     stores = create_stores(settings)
     try:
         task = await stores.task.get(task_id)
@@ -53,6 +57,7 @@ async def run_task(settings: Settings, task_id: int, worker: str) -> int:
         return 0
     finally:
         await stores.close()
+        lock.release()
 
 
 def main(argv: list[str] | None = None) -> int:
