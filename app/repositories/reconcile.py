@@ -362,6 +362,8 @@ class _Applier:
         bands = dict(
             zip((f"phash_b{i}" for i in range(5)), phash_bands(decoded.phash), strict=True)
         )
+        # The cached thumbnail shows the old picture.
+        await asyncio.to_thread(unlink_quietly, self.layout.thumb(self.name, record.sha256))
         await self._set(
             [record.id],
             missing=False,
