@@ -149,7 +149,7 @@ def nearest_duplicate(candidates: Iterable[Neighbour], phash: str | None) -> str
     return best[2] if best else None
 
 
-class _Known:
+class KnownImages:
     """The images a batch is checked against (the project's neighbours, then each file of the
     batch once planned), by sha256, stem and phash band."""
 
@@ -380,7 +380,9 @@ class SqlImageStore(ImageStore):
                     )
             # One indexed query answers "same bytes?", "name free?" and, when the split is
             # drawn, "near-duplicates?" for the whole batch.
-            known = _Known(await self._neighbours(session, project.id, prepared, split is None))
+            known = KnownImages(
+                await self._neighbours(session, project.id, prepared, split is None)
+            )
             plans: builtins.list[_Plan | DuplicateImage] = []
             for index, item in enumerate(prepared):
                 plan = await self._plan(session, project, split, item, known)
@@ -405,7 +407,7 @@ class SqlImageStore(ImageStore):
         return [p if isinstance(p, DuplicateImage) else next(infos) for p in plans]
 
     async def _plan(  # type: ignore[no-untyped-def]
-        self, session, project: Project, split: str | None, item: PreparedImage, known: _Known
+        self, session, project: Project, split: str | None, item: PreparedImage, known: KnownImages
     ) -> _Plan | DuplicateImage:
         """Where prepared bytes go: their split and a free name, or the image they duplicate."""
         sha = item.staged.sha256

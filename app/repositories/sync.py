@@ -71,7 +71,7 @@ from app.domain.validation import IMAGE_SUFFIXES, safe_filename, validate_projec
 from app.domain.yolo import format_label_lines
 from app.repositories.common import colour_for, has_accepted_labels, now
 from app.repositories.files import Layout, fsync_dir, quarantine
-from app.repositories.images import Neighbour, _Known, band_values, nearest_duplicate
+from app.repositories.images import KnownImages, Neighbour, band_values, nearest_duplicate
 from app.repositories.imaging import decode_file
 from app.repositories.mirror import (
     label_texts,
@@ -518,10 +518,10 @@ class _Sync:
             {key: f"images/{r.split}/{r.filename}" for key, r in project.rows.items()},
             {r.sha256: f"images/{r.split}/{r.filename}" for r in project.rows.values()},
         )
-        known: _Known | None = None
+        known: KnownImages | None = None
         if any(f.home.split is None for f in files):
             # Files with no split folder join a near-duplicate's split, as an upload would.
-            known = _Known(
+            known = KnownImages(
                 Neighbour(r.id, r.filename, key, r.sha256, r.phash, r.split)
                 for key, r in project.rows.items()
             )
@@ -555,7 +555,7 @@ class _Sync:
         batch: list[_File],
         seen: list[_Seen],
         admissions: Admissions,
-        known: _Known | None,
+        known: KnownImages | None,
     ) -> list[_Planned]:
         planned: list[_Planned] = []
         for file, observed in zip(batch, seen, strict=True):
