@@ -33,6 +33,7 @@ from app.web import (
     image_pages,
     pages,
     review_pages,
+    storage_pages,
     task_pages,
 )
 from app.web.csrf import CsrfCookie
@@ -137,5 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(annotate_pages.router)
     app.include_router(review_pages.router)
     app.include_router(task_pages.router)
+    app.include_router(storage_pages.router)
+    app.include_router(storage_pages.api_router)
     install_error_handlers(app)
     return app

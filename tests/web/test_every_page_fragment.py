@@ -26,6 +26,7 @@ PAGES = [
     "/projects/birds/annotate/gull.png?split=train&state=unlabelled",
     "/tasks",
     "/tasks/{task}",
+    "/storage",
     "/no-such-page",
 ]
 
