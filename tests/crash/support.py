@@ -6,6 +6,7 @@ final check of the data dir against that ledger, made on disk and in the SQLite 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import multiprocessing
 import os
 import random
@@ -76,6 +77,10 @@ def serve(env: dict[str, str], log_path: str) -> None:
     os.dup2(log, 2)
     os.environ.clear()
     os.environ.update(env)
+    if "app.faults" in sys.modules:
+        # Imported into the fork server by a ``__main__`` that imports the tests: read this
+        # start's fault point (``fault_point`` reads the module's globals, which reload resets).
+        importlib.reload(sys.modules["app.faults"])
     from app.cli import main
 
     sys.exit(main(["serve"]))
