@@ -42,6 +42,14 @@ class DuplicateImage(AlreadyExists):
         self.existing_filename = existing_filename
 
 
+class NotMissing(AlreadyExists):
+    """The bytes given to locate a missing image belong to an image whose file is there."""
+
+    def __init__(self, message: str, *, filename: str) -> None:
+        super().__init__(message)
+        self.filename = filename
+
+
 class Conflict(YdcError, ValueError):
     """The request was valid but lost a race (stale version, task already finished)."""
 

@@ -357,10 +357,14 @@ class ReconcileReport:
             seconds=float(data.get("seconds", 0.0)),
             counts=Counter({str(k): int(v) for k, v in data.get("counts", {}).items()}),
         )
+        known = {kind.value for kind in Found}
         for item in data.get("findings", []):
-            report.findings.append(
-                Finding(Found(item["kind"]), item["path"], item["detail"], item.get("project"))
-            )
+            # A report kept by another version of ydc may name kinds this one does not know.
+            if item.get("kind") in known:
+                report.findings.append(
+                    Finding(Found(item["kind"]), item["path"], item["detail"], item.get("project"))
+                )
+        report.counts = Counter({k: v for k, v in report.counts.items() if k in known})
         return report
 
 

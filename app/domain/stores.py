@@ -668,11 +668,10 @@ class StorageStore(ABC):
         always with ``prefer_disk``) and models. Running it twice changes nothing."""
 
     @abstractmethod
-    async def locate(
-        self, dataset: str, source: Path | IO[bytes] | bytes, *, filename: str = ""
-    ) -> ImageInfo:
+    async def locate(self, dataset: str, source: Path | IO[bytes] | bytes) -> ImageInfo:
         """Put the bytes of a missing image back: matched by sha256 against the project's
-        missing images. Raises ``NotFound`` when no missing image has these bytes."""
+        images. Raises ``NotFound`` when no image has these bytes, ``NotMissing`` when the
+        image they belong to has its file."""
 
 
 @dataclass

@@ -23,7 +23,7 @@ from sqlalchemy import func, select, update
 
 from app.db.models import Image, Project
 from app.db.uow import Database, SqlUnitOfWork
-from app.domain.errors import AlreadyExists, Invalid, NotFound
+from app.domain.errors import Invalid, NotFound, NotMissing
 from app.domain.models import ImageInfo
 from app.domain.reconcile import (
     MIRROR_FILES,
@@ -509,7 +509,9 @@ async def locate_missing(
                 )
             final = layout.image(project.name, row.split, row.filename)
             if not row.missing and final.exists():
-                raise AlreadyExists(f"Image {row.filename!r} is not missing: nothing to do.")
+                raise NotMissing(
+                    f"Image {row.filename!r} is not missing: nothing to do.", filename=row.filename
+                )
             if final.exists():
                 # The row says missing but a file sits there: keep it, out of the way.
                 await asyncio.to_thread(

@@ -58,9 +58,7 @@ class SqlStorageStore(StorageStore):
             progress=progress,
         )
 
-    async def locate(
-        self, dataset: str, source: Path | IO[bytes] | bytes, *, filename: str = ""
-    ) -> ImageInfo:
+    async def locate(self, dataset: str, source: Path | IO[bytes] | bytes) -> ImageInfo:
         from app.repositories.reconcile import locate_missing
 
         return await locate_missing(

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from app.domain.errors import Invalid
-from app.domain.models import ImageInfo, TaskInfo
+from app.domain.errors import Conflict
+from app.domain.models import ImageInfo, TaskInfo, TaskStatus
 from app.domain.reconcile import FOUND_TITLES, ReconcileReport, SyncReport
 from app.domain.stores import Stores
 from app.services.projects import get_project
@@ -19,6 +19,8 @@ log = logging.getLogger("ydc.reconcile")
 
 RECONCILE = "reconcile"
 SYNC = "sync"
+# Both are idempotent: a worker killed halfway is simply run again.
+MAX_ATTEMPTS = {RECONCILE: 3, SYNC: 3}
 # How many findings the log gets word for word (the counts are always there).
 LOGGED_FINDINGS = 50
 
@@ -65,13 +67,32 @@ def log_report(report: ReconcileReport) -> None:
 
 
 async def start_reconcile(stores: Stores, *, deep: bool = False) -> TaskInfo:
-    """Queue a reconcile of every project (a worker runs it beside the server)."""
-    return await stores.task.enqueue(RECONCILE, {"trigger": "page", "deep": deep})
+    """Queue a reconcile of every project (a worker runs it beside the server). ``Conflict``
+    while a reconcile or sync is queued or running."""
+    await _refuse_overlap(stores)
+    return await stores.task.enqueue(
+        RECONCILE, {"trigger": "page", "deep": deep}, max_attempts=MAX_ATTEMPTS[RECONCILE]
+    )
 
 
 async def start_sync(stores: Stores, *, prefer_disk: bool = False) -> TaskInfo:
-    """Queue a sync-from-disk (adopts folders no project owns, registers files with no row)."""
-    return await stores.task.enqueue(SYNC, {"prefer_disk": prefer_disk})
+    """Queue a sync-from-disk (adopts folders no project owns, registers files with no row).
+    ``Conflict`` while a reconcile or sync is queued or running."""
+    await _refuse_overlap(stores)
+    return await stores.task.enqueue(
+        SYNC, {"prefer_disk": prefer_disk}, max_attempts=MAX_ATTEMPTS[SYNC]
+    )
+
+
+async def _refuse_overlap(stores: Stores) -> None:
+    """One storage run at a time: a sync moving files under a reconcile (or a second reconcile)
+    would make each report the other's work."""
+    for task in await stores.task.list(kinds=[RECONCILE, SYNC], limit=10):
+        if task.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+            raise Conflict(
+                f"A {'sync from disk' if task.kind == SYNC else 'reconcile'} is already "
+                f"{task.status} (task {task.id}); wait for it to finish."
+            )
 
 
 async def latest_reconcile(stores: Stores) -> tuple[TaskInfo, ReconcileReport | None] | None:
@@ -91,12 +112,8 @@ async def latest_sync(stores: Stores) -> tuple[TaskInfo, SyncReport | None] | No
     return task, SyncReport.from_dict(task.result) if task.result else None
 
 
-async def locate_image(
-    stores: Stores, project: str, source: Path | IO[bytes] | bytes, *, filename: str = ""
-) -> ImageInfo:
-    """Put a missing image's bytes back (matched by sha256). ``NotFound`` when no missing image
-    of the project has them; ``AlreadyExists`` when that image is not missing."""
+async def locate_image(stores: Stores, project: str, source: Path | IO[bytes] | bytes) -> ImageInfo:
+    """Put a missing image's bytes back (matched by sha256). ``NotFound`` when no image of the
+    project has them; ``NotMissing`` when that image has its file."""
     found = await get_project(stores, project)
-    if source == b"":
-        raise Invalid("The file is empty.")
-    return await stores.storage.locate(found.name, source, filename=filename)
+    return await stores.storage.locate(found.name, source)

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
 from app.config import Settings
-from app.domain.errors import AlreadyExists, Conflict, Invalid, NotFound
+from app.domain.errors import Conflict, Invalid, NotFound, NotMissing
 from app.domain.models import ImageFilter, ImageInfo, ImageState, TaskInfo
 from app.domain.reconcile import FOUND_TITLES, Found, Outcome, ReconcileReport, SyncReport
 from app.domain.stores import Stores
@@ -253,9 +253,9 @@ async def locate_files(
             outcomes.append(LocateOutcome(name, "refused", "the file is empty"))
             continue
         try:
-            info = await storage_service.locate_image(stores, project, upload.file, filename=name)
-        except AlreadyExists as error:
-            outcomes.append(LocateOutcome(name, "not_missing", error.message))
+            info = await storage_service.locate_image(stores, project, upload.file)
+        except NotMissing as error:
+            outcomes.append(LocateOutcome(name, "not_missing", error.message, error.filename))
         except NotFound:
             outcomes.append(LocateOutcome(name, "no_match", "no missing image has these bytes"))
         except Invalid as error:

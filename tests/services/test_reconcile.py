@@ -125,7 +125,7 @@ async def test_a_missing_image_is_located_again_by_its_bytes(
     await project.storage.reconcile()
     with pytest.raises(FileNotFoundError, match="No image of project"):
         await project.storage.locate(PROJECT, encode(make_image(seed=99)))
-    info = await project.storage.locate(PROJECT, data, filename="whatever.png")
+    info = await project.storage.locate(PROJECT, data)
     assert (info.filename, info.split, info.missing) == ("img2.png", "test", False)
     assert path.read_bytes() == data
     with pytest.raises(ValueError, match="not missing"):

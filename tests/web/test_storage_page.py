@@ -279,6 +279,12 @@ async def test_locate_with_no_file_chosen_says_so(client: httpx.AsyncClient) -> 
     assert "Choose the files to locate" in parse(response.text).find("main").text()
 
 
+async def _cancel_queued(app: FastAPI) -> None:
+    for task in await _stores(app).task.list():
+        if task.status == "queued":
+            await _stores(app).task.request_cancel(task.id)
+
+
 async def test_the_run_buttons_queue_tasks_and_go_to_their_page(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
@@ -287,6 +293,7 @@ async def test_the_run_buttons_queue_tasks_and_go_to_their_page(
     assert page.find("form", action="/storage/sync").find("input", name="prefer_disk")
 
     reconcile = await client.post("/storage/reconcile", data={"deep": "yes"})
+    await _cancel_queued(app)  # one storage run at a time
     sync = await client.post("/storage/sync", data={}, headers=HTMX)
 
     tasks = {t.kind: t for t in await _stores(app).task.list()}
@@ -367,9 +374,11 @@ async def test_the_api_reports_the_start_up_reconcile_and_the_missing_images(
     assert body["reconcile_task"] is None and body["sync_task"] is None
 
 
-async def test_the_api_queues_reconcile_and_sync(client: httpx.AsyncClient) -> None:
+async def test_the_api_queues_reconcile_and_sync(app: FastAPI, client: httpx.AsyncClient) -> None:
     deep = await client.post("/api/v1/storage/reconcile", json={"deep": True})
+    await _cancel_queued(app)  # one storage run at a time
     plain = await client.post("/api/v1/storage/reconcile")
+    await _cancel_queued(app)
     sync = await client.post("/api/v1/storage/sync", json={"prefer_disk": True})
 
     assert deep.status_code == plain.status_code == sync.status_code == 202

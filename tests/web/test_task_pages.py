@@ -452,3 +452,51 @@ async def test_cancelling_an_unknown_task_is_a_404(client: httpx.AsyncClient) ->
     response = await client.post("/tasks/999/cancel")
 
     assert response.status_code == 404
+
+
+async def test_a_finished_reconcile_or_sync_panel_says_what_it_did_and_links_the_report(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    stores = stores_of(app)
+    reconcile = await stores.task.enqueue("reconcile", {"deep": False})
+    sync = await stores.task.enqueue("sync", {})
+    for task, result in (
+        (
+            reconcile,
+            {"drift": True, "images": 12, "counts": {"missing_image": 2, "stray_image": 1}},
+        ),
+        (
+            sync,
+            {
+                "changed": True,
+                "counts": [
+                    {"project": "p", "kind": "image", "outcome": "added", "count": 5},
+                    {"project": "p", "kind": "label", "outcome": "added", "count": 4},
+                    {"project": "p", "kind": "image", "outcome": "skipped", "count": 2},
+                ],
+            },
+        ),
+    ):
+        claimed = await stores.task.claim("w")
+        assert claimed is not None and claimed.id == task.id
+        await stores.task.finish(task.id, "w", status=TaskStatus.SUCCEEDED, result=result)
+
+    page = parse((await client.get(f"/tasks/{reconcile.id}")).text)
+    report = page.find("p", class_="task-report")
+    assert "Found 3 differences" in report.text() and "12 images checked" in report.text()
+    assert report.find("a").attrs["href"] == "/storage#storage-reconcile"
+    page = parse((await client.get(f"/tasks/{sync.id}")).text)
+    report = page.find("p", class_="task-report")
+    assert "9 things added" in report.text() and "2 skipped" in report.text()
+    assert report.find("a").attrs["href"] == "/storage#storage-sync"
+
+
+async def test_a_second_storage_run_is_refused_while_one_is_queued(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await client.post("/api/v1/storage/reconcile", json={})
+    assert first.status_code == 202
+    for url in ("/api/v1/storage/reconcile", "/api/v1/storage/sync"):
+        refused = await client.post(url, json={})
+        assert refused.status_code == 409
+        assert f"already queued (task {first.json()['id']})" in refused.json()["detail"]
