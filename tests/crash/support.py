@@ -29,7 +29,6 @@ import httpx
 import numpy as np
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "crash"
 CLASSES = ["cat", "dog", "bird"]
 SPLITS = ("train", "val", "test")
