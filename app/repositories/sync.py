@@ -114,8 +114,12 @@ async def sync_from_disk(
     when there is no folder ``project``."""
     started = time.perf_counter()
     report = SyncReport(dry_run=dry_run, prefer_disk=prefer_disk)
-    sync = _Sync(db, layout, report, dry_run, prefer_disk, max_pixels, progress)
-    await sync.run(project)
+    pools = _Pools()
+    sync = _Sync(db, layout, report, dry_run, prefer_disk, max_pixels, progress, pools)
+    try:
+        await sync.run(project)
+    finally:
+        await pools.close()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -255,7 +259,9 @@ class _Sync:
         prefer_disk: bool,
         max_pixels: int,
         progress: ProgressCallback | None,
+        pools: _Pools,
     ) -> None:
+        self.pools = pools
         self.db = db
         self.layout = layout
         self.report = report
@@ -535,7 +541,7 @@ class _Sync:
             ]
             for start in range(0, len(files), HASH_CHUNK)
         ]
-        hasher = _Hasher(jobs, self.max_pixels)
+        hasher = _Hasher(jobs, self.max_pixels, self.pools)
         try:
             for start in range(0, len(files), BATCH):
                 batch = files[start : start + BATCH]
@@ -1032,22 +1038,60 @@ def _label_values(
 # --- hashing workers ----------------------------------------------------------------------------
 
 
-class _Hasher:
-    """Hashes jobs of files, all queued at once so workers run ahead while batches are
-    registered: in threads for a few files; for many, in a process pool (spawned: forking a
-    process that runs an event loop and threads is unsafe)."""
+class _Pools:
+    """The workers of one sync run, started once and shared by every project: a spawned
+    process costs about a second of imports, so a pool per project cost twenty cold starts
+    over ten projects. Processes for many files (spawned: forking a process that runs an
+    event loop and threads is unsafe), threads for a few or when processes cannot start."""
 
-    def __init__(self, jobs: list[list[tuple[str, str | None]]], max_pixels: int) -> None:
-        self._jobs = jobs
-        self._max_pixels = max_pixels
+    def __init__(self) -> None:
+        self._processes: ProcessPoolExecutor | None = None
+        self._threads: ThreadPoolExecutor | None = None
+        self.processes_broken = False
+
+    def for_files(self, count: int) -> Executor:
         cpus = os.cpu_count() or 1
-        self._pool: Executor
-        if sum(len(job) for job in jobs) >= POOL_THRESHOLD and cpus > 1:
-            self._pool = ProcessPoolExecutor(
+        if count < POOL_THRESHOLD or cpus < 2 or self.processes_broken:
+            return self.threads()
+        if self._processes is None:
+            self._processes = ProcessPoolExecutor(
                 cpus, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
             )
-        else:
-            self._pool = _threads()
+        return self._processes
+
+    def threads(self) -> ThreadPoolExecutor:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(
+                min(4, (os.cpu_count() or 1) + 1), thread_name_prefix="ydc-sync"
+            )
+        return self._threads
+
+    async def processes_failed(self) -> None:
+        """Spawned workers import the main module again; one not guarded by
+        ``if __name__ == "__main__"`` kills them. The threads do the work from then on."""
+        self.processes_broken = True
+        pool, self._processes = self._processes, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+    async def close(self) -> None:
+        for pool in (self._processes, self._threads):
+            if pool is not None:
+                await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        self._processes = self._threads = None
+
+
+class _Hasher:
+    """Hashes one project's jobs of files, all queued at once so workers run ahead while
+    batches are registered."""
+
+    def __init__(
+        self, jobs: list[list[tuple[str, str | None]]], max_pixels: int, pools: _Pools
+    ) -> None:
+        self._jobs = jobs
+        self._max_pixels = max_pixels
+        self._pools = pools
+        self._pool = pools.for_files(sum(len(job) for job in jobs))
         self._futures = [self._submit(job) for job in jobs]
 
     def _submit(self, job: list[tuple[str, str | None]]) -> asyncio.Future[list[_Seen]]:
@@ -1060,27 +1104,25 @@ class _Hasher:
         try:
             return [s for job in self._futures[first : first + count] for s in await job]
         except BrokenProcessPool:
-            # Spawned workers import the main module again; one that is not guarded by
-            # ``if __name__ == "__main__"`` kills them. The threads still do the work.
             log.warning("the hashing processes failed to start; hashing in threads instead")
             for failed in self._futures[first:]:
                 failed.add_done_callback(_retrieved)  # their error is this one, handled
-            await self.close()
-            self._pool = _threads()
+            await self._pools.processes_failed()
+            self._pool = self._pools.threads()
             self._futures[first:] = [self._submit(job) for job in self._jobs[first:]]
             return [s for job in self._futures[first : first + count] for s in await job]
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        """Drop the work not yet taken (a failed batch stops the project); the pools stay for
+        the next project."""
+        for future in self._futures:
+            if not future.done():
+                future.cancel()
 
 
 def _retrieved(future: asyncio.Future[list[_Seen]]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _threads() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(min(4, (os.cpu_count() or 1) + 1), thread_name_prefix="ydc-sync")
 
 
 def _init_worker() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from app.domain.reconcile import (
     Action,
     Do,
@@ -15,6 +17,7 @@ from app.domain.reconcile import (
     SyncReport,
     Verdict,
     judge_image,
+    label_name,
     plan_project,
 )
 
@@ -209,3 +212,8 @@ def test_a_sync_report_counts_and_says_whether_anything_changed() -> None:
     assert report.changed
     again = SyncReport.from_dict(report.to_dict())
     assert again.counts == report.counts and again.entries == report.entries
+
+
+def test_label_names_are_the_stems_layout_uses() -> None:
+    names = ["a.jpg", "frame.0001.png", ".hidden.jpg", "noext", "trailing.", "Ünï cödé.JPEG"]
+    assert [label_name(n) for n in names] == [Path(n).stem + ".txt" for n in names]
