@@ -25,9 +25,9 @@ from app.domain.reconcile import Outcome, SyncReport
 from app.domain.splits import DEFAULT_RATIOS, draw_split
 from app.domain.stores import Stores
 from app.repositories import create_stores, sync
-from tests.conftest import SHARED_DATA, encode, make_image
+from tests.conftest import TEST_DATA, encode, make_image
 
-SHARKS = SHARED_DATA / "roboflow-sharks-tiny-yolo"
+SHARKS = TEST_DATA / "roboflow-sharks-tiny-yolo"
 
 
 def jpg(seed: int, width: int = 64, height: int = 48) -> bytes:
