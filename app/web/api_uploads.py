@@ -7,8 +7,11 @@ length is over what one upload may carry is refused before its body is read.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, Depends, HTTPException, Request
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from app.config import Settings
 from app.domain.models import IngestResult
@@ -58,15 +61,14 @@ def request_byte_limit(settings: Settings) -> int:
     return ingest_service.zip_byte_limit(settings.max_upload_bytes) + FORM_OVERHEAD_BYTES
 
 
-async def store_upload(
-    request: Request, stores: Stores, name: str
-) -> tuple[list[IngestResult], str | None]:
-    """Store the files of a multipart upload (``files`` fields, an optional ``split``): the
-    API's and the upload box's. Returns every file's result and the split asked for.
-
-    Refused whole, before anything is stored: a declared length over the limit (413, before
-    the body is read), a body that is not multipart, no file, an unknown project or split.
-    """
+@asynccontextmanager
+async def uploaded_files(
+    request: Request, *, purpose: str = "upload"
+) -> AsyncIterator[tuple[list[UploadFile], FormData]]:
+    """The files of a multipart request (``files`` fields) and its form, read with the upload
+    limits; closed on leaving. Refused before anything is done with them: a declared length
+    over the limit (413, before the body is read), a body that is not multipart, a text
+    ``files`` field, no file (``purpose`` names what the files were for)."""
     settings: Settings = request.app.state.settings
     limit = request_byte_limit(settings)
     length = request.headers.get("content-length", "")
@@ -86,7 +88,23 @@ async def store_upload(
             raise HTTPException(422, "Every 'files' field must be a file, not text.")
         uploads = [u for u in fields if isinstance(u, UploadFile) and u.filename]
         if not uploads:
-            raise HTTPException(422, "Choose the files to upload first: the request has none.")
+            raise HTTPException(422, f"Choose the files to {purpose} first: the request has none.")
+        yield uploads, form
+    finally:
+        await form.close()
+
+
+async def store_upload(
+    request: Request, stores: Stores, name: str
+) -> tuple[list[IngestResult], str | None]:
+    """Store the files of a multipart upload (``files`` fields, an optional ``split``): the
+    API's and the upload box's. Returns every file's result and the split asked for.
+
+    Refused whole, before anything is stored: what ``uploaded_files`` refuses, an unknown
+    project or split.
+    """
+    settings: Settings = request.app.state.settings
+    async with uploaded_files(request) as (uploads, form):
         split = form.get("split")
         if not isinstance(split, str | None):
             raise HTTPException(422, "The 'split' field must be text.")
@@ -98,8 +116,6 @@ async def store_upload(
             split,
             max_zip_bytes=ingest_service.zip_byte_limit(settings.max_upload_bytes),
         )
-    finally:
-        await form.close()
     return results, split
 
 

@@ -15,11 +15,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
-from app.config import Settings
 from app.domain.errors import Conflict, Invalid, NotFound, NotMissing
 from app.domain.models import ImageFilter, ImageInfo, ImageState, TaskInfo
 from app.domain.reconcile import FOUND_TITLES, Found, Outcome, ReconcileReport, SyncReport
@@ -28,7 +27,7 @@ from app.services import images as image_service
 from app.services import projects as project_service
 from app.services import storage as storage_service
 from app.services.storage import StartupReconcile
-from app.web.api_uploads import MAX_FIELDS_PER_REQUEST, MAX_FILES_PER_REQUEST, request_byte_limit
+from app.web.api_uploads import uploaded_files
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
 from app.web.render import is_htmx, redirect, render
@@ -214,31 +213,9 @@ async def _context(
 
 @asynccontextmanager
 async def _uploads(request: Request) -> AsyncIterator[list[UploadFile]]:
-    """The files of a multipart request, read with the image upload's limits (a declared
-    length over them is refused before the body is read); closed on leaving."""
-    settings: Settings = request.app.state.settings
-    limit = request_byte_limit(settings)
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise HTTPException(
-            413,
-            f"The upload is {int(length) / 2**20:.0f} MB; one request may carry at most "
-            f"{limit / 2**20:.0f} MB. Send the files in several requests.",
-        )
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise HTTPException(422, "Send the files as multipart/form-data in 'files' fields.")
-    form = await request.form(max_files=MAX_FILES_PER_REQUEST, max_fields=MAX_FIELDS_PER_REQUEST)
-    try:
-        # A form sent with no file chosen carries one empty part: nothing chosen, not a file.
-        fields = [f for f in form.getlist("files") if f != ""]
-        if not all(isinstance(u, UploadFile) for u in fields):
-            raise HTTPException(422, "Every 'files' field must be a file, not text.")
-        uploads = [u for u in fields if isinstance(u, UploadFile) and u.filename]
-        if not uploads:
-            raise HTTPException(422, "Choose the files to locate first: the request has none.")
+    """The files to locate, read with the image upload's limits."""
+    async with uploaded_files(request, purpose="locate") as (uploads, _):
         yield uploads
-    finally:
-        await form.close()
 
 
 async def locate_files(
