@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,18 +151,36 @@ class DatasetStore(ABC):
 
     @abstractmethod
     async def export_zip(
-        self, name: str, output_path: Path, *, progress: ProgressCallback | None = None
+        self,
+        name: str,
+        output_path: Path,
+        *,
+        progress: ProgressCallback | None = None,
+        splits: Sequence[str] | None = None,
+        format: str | None = None,
     ) -> Path:
         """Write ``<output_path>/<name>.zip`` in the Ultralytics layout and return its path.
 
         ``images/{split}/``, ``labels/{split}/`` and a ``data.yaml`` without ``path``. Only
         labelled images go in (a "no objects" image with an empty label file); unlabelled and
         missing images are left out. Original bytes, stored without recompression.
+
+        ``splits`` (default all) limits the export to those splits. ``format`` (see
+        ``app.domain.export_formats``) ``"yolo11"`` writes CVAT's YOLO 1.1 layout
+        (``obj.names``, ``obj.data``, ``obj_<subset>_data/``, ``<subset>.txt``) and ``"coco"``
+        ``annotations/instances_<split>.json`` beside ``images/<split>/``; the zip is then
+        ``<name>-<format>.zip``. ``Invalid`` for an unknown format or split or no split.
         """
 
     @abstractmethod
     async def export(
-        self, name: str, output_path: Path, *, progress: ProgressCallback | None = None
+        self,
+        name: str,
+        output_path: Path,
+        *,
+        progress: ProgressCallback | None = None,
+        splits: Sequence[str] | None = None,
+        format: str | None = None,
     ) -> ExportResult:
         """Like ``export_zip`` but also says what went in and what was left out."""
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import logging
 import os
+import tempfile
 import zipfile
 import zlib
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import case, distinct, exists, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +29,23 @@ from sqlalchemy.orm import aliased
 from app.db.models import Image, Label, Project, ProjectClass
 from app.db.uow import Database
 from app.domain.errors import AlreadyExists, DuplicateImage, Invalid, NotFound
+from app.domain.export_formats import (
+    COCO,
+    ULTRALYTICS,
+    YOLO11,
+    coco_annotation,
+    coco_annotation_name,
+    coco_head,
+    coco_image,
+    export_zip_name,
+    obj_data_text,
+    obj_names_text,
+    ultralytics_yaml_dict,
+    validate_export_options,
+    yolo11_folder,
+    yolo11_list_line,
+    yolo11_list_name,
+)
 from app.domain.models import (
     SPLITS,
     ClassBoxes,
@@ -484,32 +503,49 @@ class SqlDatasetStore(DatasetStore):
     # --- export ---------------------------------------------------------------------------
 
     async def export_zip(
-        self, name: str, output_path: Path, *, progress: ProgressCallback | None = None
+        self,
+        name: str,
+        output_path: Path,
+        *,
+        progress: ProgressCallback | None = None,
+        splits: Sequence[str] | None = None,
+        format: str | None = None,
     ) -> Path:
-        return (await self.export(name, output_path, progress=progress)).path
+        return (
+            await self.export(name, output_path, progress=progress, splits=splits, format=format)
+        ).path
 
     async def export(
-        self, name: str, output_path: Path, *, progress: ProgressCallback | None = None
+        self,
+        name: str,
+        output_path: Path,
+        *,
+        progress: ProgressCallback | None = None,
+        splits: Sequence[str] | None = None,
+        format: str | None = None,
     ) -> ExportResult:
+        chosen, fmt = validate_export_options(splits, format)
         async with self._db.reader() as session:
             project = await project_by_name(session, name)
             classes = await classes_of(session, project.id)
             counts = (await split_counts(session, [project.id]))[project.id]
-        total = sum(counts.values())
+        class_names = [c.name for c in classes]
+        total = sum(n for split, n in counts.items() if split in chosen)
         output_path = Path(output_path)
         output_path.mkdir(parents=True, exist_ok=True)
-        final = output_path / f"{project.name}.zip"
+        final = output_path / export_zip_name(project.name, fmt)
         # Written next to its final name (maybe another filesystem than the data dir), so
         # the last step is an atomic rename.
-        partial = output_path / f".{project.name}.zip.{os.getpid()}.part"
+        partial = output_path / f".{final.name}.{os.getpid()}.part"
         left_out: dict[str, list[str]] = {"unlabelled": [], "missing": []}
         written_images = written_labels = done = 0
         try:
             archive = zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED)
-            with archive:
-                yaml_text = _yaml(data_yaml_dict([c.name for c in classes]))
-                archive.writestr("data.yaml", yaml_text)
-                async for batch in self._export_batches(project.id):
+            # Per-split lists (YOLO 1.1 list files, COCO images and annotations) are spooled
+            # to files beside the zip, so memory does not grow with the project.
+            with archive, tempfile.TemporaryDirectory(dir=output_path) as spool_dir:
+                writer = _ExportWriter(archive, fmt, chosen, class_names, Path(spool_dir))
+                async for batch in self._export_batches(project.id, chosen):
                     for image, lines in batch:
                         done += 1
                         path = self._layout.image(project.name, image.split, image.filename)
@@ -518,21 +554,7 @@ class SqlDatasetStore(DatasetStore):
                         elif not lines and not image.no_objects:
                             left_out["unlabelled"].append(image.filename)
                         else:
-                            compress = (
-                                zipfile.ZIP_STORED
-                                if path.suffix.lower() in COMPRESSED
-                                else zipfile.ZIP_DEFLATED
-                            )
-                            await asyncio.to_thread(
-                                archive.write,
-                                path,
-                                f"images/{image.split}/{image.filename}",
-                                compress,
-                            )
-                            stem = Path(image.filename).stem
-                            archive.writestr(
-                                f"labels/{image.split}/{stem}.txt", format_label_lines(lines)
-                            )
+                            await writer.add(path, image, lines)
                             written_images += 1
                             written_labels += len(lines)
                         if progress is not None:
@@ -540,6 +562,7 @@ class SqlDatasetStore(DatasetStore):
                             await progress(
                                 min(done / total, 0.999) if total else 0.0, image.filename
                             )
+                writer.finish()
             os.replace(partial, final)
             if progress is not None:
                 await progress(1.0, "done")
@@ -548,17 +571,21 @@ class SqlDatasetStore(DatasetStore):
         return ExportResult(final, written_images, written_labels, left_out)
 
     async def _export_batches(
-        self, project_id: int
+        self, project_id: int, splits: Sequence[str] = SPLITS
     ) -> AsyncIterator[builtins.list[tuple[Image, builtins.list[Box]]]]:
-        """Images with their accepted boxes, a batch at a time (keyset pagination), so memory
-        does not grow with the project."""
+        """Images of the splits with their accepted boxes, a batch at a time (keyset
+        pagination), so memory does not grow with the project."""
         after = 0
         while True:
             async with self._db.reader() as session:
                 images = list(
                     await session.scalars(
                         select(Image)
-                        .where(Image.project_id == project_id, Image.id > after)
+                        .where(
+                            Image.project_id == project_id,
+                            Image.id > after,
+                            Image.split.in_(builtins.list(splits)),
+                        )
                         .order_by(Image.id)
                         .limit(EXPORT_BATCH)
                     )
@@ -847,3 +874,87 @@ def _yaml(data: dict) -> str:
     import yaml
 
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+class _ExportWriter:
+    """Writes one export format into an open zip, an image at a time. Per-split lists are
+    appended to spool files and copied into the zip by ``finish`` (a zip takes one entry at a
+    time, so a COCO file cannot stay open while images go in)."""
+
+    def __init__(
+        self,
+        archive: zipfile.ZipFile,
+        fmt: str,
+        splits: Sequence[str],
+        classes: builtins.list[str],
+        spool_dir: Path,
+    ) -> None:
+        self._archive = archive
+        self._format = fmt
+        self._splits = splits
+        self._classes = classes
+        self._spools: dict[str, IO[str]] = {}
+        self._spool_dir = spool_dir
+        self._next_annotation = 1
+        if fmt == ULTRALYTICS:
+            data_yaml = ultralytics_yaml_dict(data_yaml_dict(classes), splits)
+            archive.writestr("data.yaml", _yaml(data_yaml))
+        elif fmt == YOLO11:
+            archive.writestr("obj.names", obj_names_text(classes))
+            archive.writestr("obj.data", obj_data_text(len(classes), splits))
+
+    def _spool(self, key: str) -> IO[str]:
+        if key not in self._spools:
+            self._spools[key] = open(self._spool_dir / key, "w+", encoding="utf-8")  # noqa: SIM115
+        return self._spools[key]
+
+    async def add(self, path: Path, image: Image, lines: builtins.list[Box]) -> None:
+        """Put the image's original bytes and its boxes in the format's places."""
+        yolo11 = self._format == YOLO11
+        folder = yolo11_folder(image.split) if yolo11 else f"images/{image.split}"
+        compress = zipfile.ZIP_STORED if path.suffix.lower() in COMPRESSED else zipfile.ZIP_DEFLATED
+        await asyncio.to_thread(self._archive.write, path, f"{folder}/{image.filename}", compress)
+        stem = Path(image.filename).stem
+        if self._format == ULTRALYTICS:
+            self._archive.writestr(f"labels/{image.split}/{stem}.txt", format_label_lines(lines))
+        elif self._format == YOLO11:
+            self._archive.writestr(f"{folder}/{stem}.txt", format_label_lines(lines))
+            self._spool(f"list-{image.split}").write(yolo11_list_line(image.split, image.filename))
+        else:
+            images = self._spool(f"images-{image.split}")
+            entry = coco_image(image.id, image.filename, image.width, image.height)
+            images.write(("," if images.tell() else "") + json.dumps(entry))
+            annotations = self._spool(f"annotations-{image.split}")
+            for box in lines:
+                entry = coco_annotation(
+                    self._next_annotation, image.id, box, image.width, image.height
+                )
+                annotations.write(("," if annotations.tell() else "") + json.dumps(entry))
+                self._next_annotation += 1
+
+    def finish(self) -> None:
+        """Write the per-split files (an empty list for an exported split with no images)."""
+        try:
+            for split in self._splits:
+                if self._format == YOLO11:
+                    with self._archive.open(yolo11_list_name(split), "w") as raw:
+                        self._copy(f"list-{split}", raw)
+                elif self._format == COCO:
+                    head = json.dumps(coco_head(self._classes))
+                    with self._archive.open(coco_annotation_name(split), "w") as raw:
+                        raw.write(head[:-1].encode() + b', "images": [')
+                        self._copy(f"images-{split}", raw)
+                        raw.write(b'], "annotations": [')
+                        self._copy(f"annotations-{split}", raw)
+                        raw.write(b"]}")
+        finally:
+            for spool in self._spools.values():
+                spool.close()
+
+    def _copy(self, key: str, raw: IO[bytes]) -> None:
+        spool = self._spools.get(key)
+        if spool is None:
+            return
+        spool.seek(0)
+        while chunk := spool.read(1 << 16):
+            raw.write(chunk.encode("utf-8"))

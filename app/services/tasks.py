@@ -3,9 +3,11 @@ export's file."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from app.domain.errors import Conflict, NotFound
+from app.domain.export_formats import validate_export_options
 from app.domain.models import TaskInfo, TaskStatus
 from app.domain.stores import Stores
 from app.services.projects import get_project
@@ -15,11 +17,21 @@ from app.services.projects import get_project
 MAX_ATTEMPTS: dict[str, int] = {"export": 3, "rebalance": 3}
 
 
-async def start_export(stores: Stores, name: str) -> TaskInfo:
-    """Queue an export of the project as an Ultralytics-layout zip."""
+async def start_export(
+    stores: Stores,
+    name: str,
+    *,
+    splits: Sequence[str] | None = None,
+    format: str | None = None,
+) -> TaskInfo:
+    """Queue an export of the project's splits (default all) as a zip in the format
+    (default Ultralytics). ``Invalid`` for an unknown format or split or no split, ``NotFound``
+    for an unknown project."""
+    chosen, fmt = validate_export_options(splits, format)
     project = await get_project(stores, name)
+    params = {"splits": list(chosen), "format": fmt}
     return await stores.task.enqueue(
-        "export", {}, dataset=project.name, max_attempts=MAX_ATTEMPTS["export"]
+        "export", params, dataset=project.name, max_attempts=MAX_ATTEMPTS["export"]
     )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from app.domain.export_formats import ULTRALYTICS
+from app.domain.models import SPLITS
 from app.domain.stores import Stores
 from app.tasks.context import TaskContext
 
@@ -13,14 +15,22 @@ Job = Callable[[TaskContext, Stores], Awaitable[dict[str, Any]]]
 
 
 async def export_project(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
-    """Zip the project in the Ultralytics layout into ``exports/task-<id>/``."""
+    """Zip the project's chosen splits in the chosen format (the task's ``splits`` and
+    ``format`` params; an older task without them exports all in the Ultralytics layout) into
+    ``exports/task-<id>/``."""
     name = ctx.task.dataset
     if name is None:
         raise ValueError("The export task names no project.")
     folder = stores.data_dir / "exports" / f"task-{ctx.task.id}"
+    splits = ctx.task.params.get("splits")
+    fmt = ctx.task.params.get("format")
     await ctx.progress(0.0, "exporting")
-    result = await stores.dataset.export(name, folder, progress=ctx.progress)
+    result = await stores.dataset.export(
+        name, folder, progress=ctx.progress, splits=splits, format=fmt
+    )
     return {
+        "format": fmt or ULTRALYTICS,
+        "splits": splits or list(SPLITS),
         "path": result.path.relative_to(stores.data_dir).as_posix(),
         "filename": result.path.name,
         "bytes": result.path.stat().st_size,
