@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from app.services import projects as project_service
@@ -18,6 +18,7 @@ from app.web.schemas import (
     ClassOut,
     ClassUpdate,
     ClassUsageOut,
+    ExportRequest,
     ProjectCreate,
     ProjectOut,
     TaskOut,
@@ -107,8 +108,15 @@ async def delete_class(name: str, class_id: ClassId, stores: StoresDep) -> Class
 
 
 @router.post("/projects/{name}/export", response_model=TaskOut, status_code=202)
-async def export_project(name: str, stores: StoresDep) -> TaskOut:
-    return TaskOut.of(await task_service.start_export(stores, name))
+async def export_project(
+    name: str, stores: StoresDep, body: Annotated[ExportRequest | None, Body()] = None
+) -> TaskOut:
+    """Queue an export; the body (optional) picks the splits and the format."""
+    options = body or ExportRequest()
+    task = await task_service.start_export(
+        stores, name, splits=options.splits, format=options.format
+    )
+    return TaskOut.of(task)
 
 
 @router.get("/tasks", response_model=list[TaskOut])

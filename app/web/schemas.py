@@ -110,6 +110,17 @@ class ProjectOut(BaseModel):
         )
 
 
+class ExportRequest(BaseModel):
+    """Options of an export; both optional (checked by ``start_export``, 422 when unknown)."""
+
+    splits: list[str] | None = Field(
+        default=None, max_length=3, description="Any of train, val, test; default all."
+    )
+    format: str | None = Field(
+        default=None, max_length=32, description="ultralytics (default), yolo11 or coco."
+    )
+
+
 class TaskOut(BaseModel):
     id: int
     kind: str

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.domain.models import TaskInfo
@@ -74,9 +74,19 @@ async def cancel_task(request: Request, task_id: TaskId, stores: StoresDep) -> R
 
 
 @router.post("/projects/{name}/export")
-async def export_project(request: Request, name: str, stores: StoresDep) -> Response:
-    """Queue an export; htmx gets its panel (into the export box), a plain form its page."""
-    task = await task_service.start_export(stores, name)
+async def export_project(
+    request: Request,
+    name: str,
+    stores: StoresDep,
+    splits: Annotated[list[str] | None, Form()] = None,
+    format: Annotated[str | None, Form()] = None,
+) -> Response:
+    """Queue an export of the ticked splits in the chosen format; htmx gets its panel (into the
+    export box), a plain form its page. A post without fields exports everything as Ultralytics;
+    the box always sends a format, so with no split ticked it is refused (422)."""
+    if format is not None and splits is None:
+        splits = []  # unticked checkboxes send nothing
+    task = await task_service.start_export(stores, name, splits=splits, format=format)
     if is_htmx(request):
         return _panel(request, task)
     return redirect(request, f"/tasks/{task.id}")
