@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 import zlib
 from collections import OrderedDict, defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,6 +60,7 @@ from app.domain.models import (
     NearDuplicateGroup,
     SplitHealth,
 )
+from app.domain.reconcile import label_name
 from app.domain.stores import DatasetStore, LabelStore, ProgressCallback
 from app.domain.validation import (
     validate_class_name,
@@ -87,6 +88,9 @@ from app.repositories.zip_import import PlannedImage, read_yolo_zip
 log = logging.getLogger(__name__)
 
 EXPORT_BATCH = 500
+# An export hands images to its writing thread at most this many (or this many bytes) at once.
+EXPORT_CHUNK_IMAGES = 100
+EXPORT_CHUNK_BYTES = 16 * 2**20
 Box = tuple[int, float, float, float, float]  # class position, x, y, w, h
 # Already-compressed formats are stored in the zip as they are; deflating them wastes time.
 COMPRESSED = {".jpg", ".jpeg", ".png", ".webp"}
@@ -545,22 +549,23 @@ class SqlDatasetStore(DatasetStore):
             # to files beside the zip, so memory does not grow with the project.
             with archive, tempfile.TemporaryDirectory(dir=output_path) as spool_dir:
                 writer = _ExportWriter(archive, fmt, chosen, class_names, Path(spool_dir))
+                folder = self._layout.project(project.name)
                 async for batch in self._export_batches(project.id, chosen):
-                    for image, lines in batch:
-                        done += 1
-                        path = self._layout.image(project.name, image.split, image.filename)
-                        if image.missing or not path.is_file():
-                            left_out["missing"].append(image.filename)
-                        elif not lines and not image.no_objects:
-                            left_out["unlabelled"].append(image.filename)
-                        else:
-                            await writer.add(path, image, lines)
-                            written_images += 1
-                            written_labels += len(lines)
+                    # One trip to a thread per chunk, not per image (the hand-off cost as
+                    # much as copying the bytes); chunks small enough in bytes that progress
+                    # and cancel still come often with large images.
+                    for chunk in _by_bytes(batch, EXPORT_CHUNK_IMAGES, EXPORT_CHUNK_BYTES):
+                        images, labels = await asyncio.to_thread(
+                            writer.add_batch, folder, chunk, left_out
+                        )
+                        written_images += images
+                        written_labels += labels
+                        done += len(chunk)
                         if progress is not None:
                             # Images added meanwhile may make done > total.
                             await progress(
-                                min(done / total, 0.999) if total else 0.0, image.filename
+                                min(done / total, 0.999) if total else 0.0,
+                                chunk[-1][0].filename,
                             )
                 writer.finish()
             os.replace(partial, final)
@@ -876,6 +881,23 @@ def _yaml(data: dict) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
+def _by_bytes(
+    batch: builtins.list[tuple[Image, builtins.list[Box]]], most: int, most_bytes: int
+) -> Iterator[builtins.list[tuple[Image, builtins.list[Box]]]]:
+    """The batch in order, cut into chunks of at most ``most`` images and about ``most_bytes``
+    (an image larger than that is a chunk of its own)."""
+    chunk: builtins.list[tuple[Image, builtins.list[Box]]] = []
+    size = 0
+    for item in batch:
+        if chunk and (len(chunk) >= most or size + item[0].size_bytes > most_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item[0].size_bytes
+    if chunk:
+        yield chunk
+
+
 class _ExportWriter:
     """Writes one export format into an open zip, an image at a time. Per-split lists are
     appended to spool files and copied into the zip by ``finish`` (a zip takes one entry at a
@@ -908,17 +930,48 @@ class _ExportWriter:
             self._spools[key] = open(self._spool_dir / key, "w+", encoding="utf-8")  # noqa: SIM115
         return self._spools[key]
 
-    async def add(self, path: Path, image: Image, lines: builtins.list[Box]) -> None:
+    def add_batch(
+        self,
+        project_folder: Path,
+        batch: builtins.list[tuple[Image, builtins.list[Box]]],
+        left_out: dict[str, builtins.list[str]],
+    ) -> tuple[int, int]:
+        """Add a batch's labelled images (in a thread); the missing and unlabelled ones go
+        into ``left_out``. Returns the images and boxes written."""
+        images = boxes = 0
+        for image, lines in batch:
+            if image.missing:
+                left_out["missing"].append(image.filename)
+            elif not lines and not image.no_objects:
+                left_out["unlabelled"].append(image.filename)
+            else:
+                path = os.path.join(project_folder, "images", image.split, image.filename)
+                try:
+                    self.add(path, image, lines)
+                except FileNotFoundError:  # gone since the last reconcile
+                    left_out["missing"].append(image.filename)
+                    continue
+                images += 1
+                boxes += len(lines)
+        return images, boxes
+
+    def add(self, path: str, image: Image, lines: builtins.list[Box]) -> None:
         """Put the image's original bytes and its boxes in the format's places."""
         yolo11 = self._format == YOLO11
         folder = yolo11_folder(image.split) if yolo11 else f"images/{image.split}"
-        compress = zipfile.ZIP_STORED if path.suffix.lower() in COMPRESSED else zipfile.ZIP_DEFLATED
-        await asyncio.to_thread(self._archive.write, path, f"{folder}/{image.filename}", compress)
-        stem = Path(image.filename).stem
+        suffix = os.path.splitext(image.filename)[1].lower()
+        compress = zipfile.ZIP_STORED if suffix in COMPRESSED else zipfile.ZIP_DEFLATED
+        self._archive.write(path, f"{folder}/{image.filename}", compress)
+        stem = label_name(image.filename)[: -len(".txt")]
+        # Label texts of a few dozen bytes: deflating them saves nothing worth its time.
         if self._format == ULTRALYTICS:
-            self._archive.writestr(f"labels/{image.split}/{stem}.txt", format_label_lines(lines))
+            self._archive.writestr(
+                f"labels/{image.split}/{stem}.txt", format_label_lines(lines), zipfile.ZIP_STORED
+            )
         elif self._format == YOLO11:
-            self._archive.writestr(f"{folder}/{stem}.txt", format_label_lines(lines))
+            self._archive.writestr(
+                f"{folder}/{stem}.txt", format_label_lines(lines), zipfile.ZIP_STORED
+            )
             self._spool(f"list-{image.split}").write(yolo11_list_line(image.split, image.filename))
         else:
             images = self._spool(f"images-{image.split}")
