@@ -14,6 +14,7 @@ import yaml
 
 from app.domain.errors import Invalid
 from app.domain.models import Annotation
+from app.domain.sync_rules import class_names
 from app.domain.validation import IMAGE_SUFFIXES, unsafe_member_path
 from app.domain.yolo import parse_label_text
 
@@ -43,23 +44,6 @@ def _check_member(name: str) -> PurePosixPath:
     return PurePosixPath(name.replace("\\", "/"))
 
 
-def _classes(raw: object, where: str) -> list[str]:
-    if not isinstance(raw, dict) or "names" not in raw:
-        raise Invalid(f"{where} has no 'names' list of classes.")
-    names = raw["names"]
-    if isinstance(names, list):
-        return [str(n) for n in names]
-    if isinstance(names, dict):
-        try:
-            indexed = {int(k): str(v) for k, v in names.items()}
-        except (TypeError, ValueError):
-            raise Invalid(f"{where}: class indices in 'names' must be whole numbers.") from None
-        if sorted(indexed) != list(range(len(indexed))):
-            raise Invalid(f"{where}: class indices in 'names' must run 0..{len(indexed) - 1}.")
-        return [indexed[i] for i in range(len(indexed))]
-    raise Invalid(f"{where}: 'names' must be a list or a mapping of index to name.")
-
-
 def read_yolo_zip(zip_path: Path) -> ImportPlan:
     """Plan the import of a zip holding ``data.yaml`` + ``images/<split>/`` + ``labels/<split>/``
     (or ``<split>/images`` + ``<split>/labels``, as Roboflow writes them)."""
@@ -85,7 +69,7 @@ def read_yolo_zip(zip_path: Path) -> ImportPlan:
             raw = yaml.safe_load(archive.read(info))
         except yaml.YAMLError as error:
             raise Invalid(f"{yaml_path} is not valid YAML: {error}") from None
-        classes = _classes(raw, str(yaml_path))
+        classes = class_names(raw, where=str(yaml_path))
 
         labels: dict[tuple[str, str], str] = {}
         images: list[tuple[str, str, PurePosixPath]] = []
