@@ -7,7 +7,9 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from app.config import Settings
 from app.db.migrate import upgrade_to_head, upgrade_to_head_sync
@@ -20,7 +22,10 @@ from app.domain.reconcile import (
     ReconcileReport,
     SyncReport,
 )
+from app.domain.stores import StorageStore
 from app.repositories.datadir_lock import DataDirLock
+
+T = TypeVar("T")
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
@@ -99,7 +104,8 @@ async def _import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+async def _alone(settings: Settings, work: Callable[[StorageStore], Awaitable[T]]) -> T:
+    """Run ``work`` with the data dir to itself (refused while a server or worker holds it)."""
     from app.repositories import create_stores
 
     with DataDirLock(settings.data_dir) as lock:
@@ -107,11 +113,18 @@ async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
         await upgrade_to_head(settings.database_url)
         stores = create_stores(settings)
         try:
-            report = await stores.storage.reconcile(
-                project=args.project, dry_run=args.dry_run, deep=args.deep, exclusive=True
-            )
+            return await work(stores.storage)
         finally:
             await stores.close()
+
+
+async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    report = await _alone(
+        settings,
+        lambda storage: storage.reconcile(
+            project=args.project, dry_run=args.dry_run, deep=args.deep, exclusive=True
+        ),
+    )
     print_reconcile(report)
     return 1 if report.drift else 0
 
@@ -132,18 +145,12 @@ def print_reconcile(report: ReconcileReport) -> None:
 
 
 async def _sync(settings: Settings, args: argparse.Namespace) -> int:
-    from app.repositories import create_stores
-
-    with DataDirLock(settings.data_dir) as lock:
-        lock.exclusive()
-        await upgrade_to_head(settings.database_url)
-        stores = create_stores(settings)
-        try:
-            report = await stores.storage.sync_from_disk(
-                project=args.project, dry_run=args.dry_run, prefer_disk=args.prefer_disk
-            )
-        finally:
-            await stores.close()
+    report = await _alone(
+        settings,
+        lambda storage: storage.sync_from_disk(
+            project=args.project, dry_run=args.dry_run, prefer_disk=args.prefer_disk
+        ),
+    )
     print_sync(report)
     return 0
 

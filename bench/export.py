@@ -63,10 +63,10 @@ sys.path.insert(0, str(ROOT))
 from app.config import Settings  # noqa: E402
 from app.db.migrate import upgrade_to_head  # noqa: E402
 from app.repositories import create_stores  # noqa: E402
+from bench.reconcile import CLASSES, label_text  # noqa: E402
 
 PROJECT = "bench"
 SPLITS = ("train", "val", "test")
-CLASSES = ["person", "car", "bicycle", "dog", "cat"]
 WIDTH, HEIGHT = 640, 480
 # Grain and quality giving JPEGs of about 90 KB.
 GRAIN, QUALITY = 12, 90
@@ -107,17 +107,6 @@ def jpeg(frame: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
     assert ok
     return buf.tobytes()
-
-
-def label_text(rng: np.random.Generator) -> tuple[str, int]:
-    boxes = int(rng.integers(1, 4))
-    lines = []
-    for _ in range(boxes):
-        cls = int(rng.integers(0, len(CLASSES)))
-        x, y = rng.uniform(0.3, 0.7, 2)
-        w, h = rng.uniform(0.05, 0.4, 2)
-        lines.append(f"{cls} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n")
-    return "".join(lines), boxes
 
 
 def generate(folder: Path, images: int) -> dict[str, int]:

@@ -14,6 +14,7 @@ from typing import NamedTuple
 from app.domain.errors import Invalid
 from app.domain.models import Annotation, ImageInfo, LabelSource
 from app.domain.validation import validate_annotation
+from app.domain.yolo import line_numbers
 
 MAX_LINE_ERRORS = 200  # line errors listed in one message; the rest are counted
 
@@ -93,16 +94,7 @@ def parse_suggestion_lines(
 def _suggestion(parts: list[str], *, num_classes: int, width: int, height: int) -> Annotation:
     if len(parts) not in (5, 6):
         raise Invalid(f"expected 'class x y width height [confidence]', got {len(parts)} values")
-    try:
-        class_id = int(parts[0])
-    except ValueError:
-        raise Invalid(f"class {parts[0]!r} is not a whole number") from None
-    try:
-        values = [float(p) for p in parts[1:]]
-    except ValueError:
-        raise Invalid(f"{' '.join(parts[1:])!r} is not numbers") from None
-    if not all(math.isfinite(v) for v in values):
-        raise Invalid("a value is not a finite number")
+    class_id, values = line_numbers(parts)
     x, y, w, h = values[:4]
     confidence = values[4] if len(values) == 5 else None
     validate_confidence(confidence)

@@ -25,7 +25,7 @@ from app.domain.validation import (
     validate_class_names,
     validate_colour,
 )
-from app.domain.yolo import data_yaml_dict
+from app.domain.yolo import data_yaml_dict, line_numbers
 
 # Split folder names that exports use, and the split each means (Roboflow writes "valid").
 SPLIT_ALIASES = {
@@ -273,16 +273,7 @@ def parse_label_file(text: str, *, num_classes: int, width: int, height: int) ->
 
 def _box(parts: list[str]) -> tuple[Box, bool]:
     """One line's box and whether it was a polygon; ``Invalid`` when it is neither."""
-    try:
-        class_id = int(parts[0])
-    except ValueError:
-        raise Invalid(f"class {parts[0]!r} is not a whole number") from None
-    try:
-        values = [float(p) for p in parts[1:]]
-    except ValueError:
-        raise Invalid(f"{' '.join(parts[1:])!r} is not numbers") from None
-    if not all(math.isfinite(v) for v in values):
-        raise Invalid("a value is not a finite number")
+    class_id, values = line_numbers(parts)
     if len(values) == 4:
         return (class_id, *values), False  # type: ignore[return-value]
     if len(values) >= 6 and len(values) % 2 == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from app.domain.errors import Invalid
@@ -11,6 +12,22 @@ from app.domain.models import Annotation
 def format_label_lines(rows: list[tuple[int, float, float, float, float]]) -> str:
     """``class x y w h`` per line, six decimals, newline-terminated (empty string for none)."""
     return "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in rows)
+
+
+def line_numbers(parts: list[str]) -> tuple[int, list[float]]:
+    """The class index and the finite numbers of a split YOLO line; ``Invalid`` saying which
+    part is wrong (the caller adds where)."""
+    try:
+        class_id = int(parts[0])
+    except ValueError:
+        raise Invalid(f"class {parts[0]!r} is not a whole number") from None
+    try:
+        values = [float(p) for p in parts[1:]]
+    except ValueError:
+        raise Invalid(f"{' '.join(parts[1:])!r} is not numbers") from None
+    if not all(math.isfinite(v) for v in values):
+        raise Invalid("a value is not a finite number")
+    return class_id, values
 
 
 def parse_label_text(text: str, *, where: str = "label file") -> list[Annotation]:

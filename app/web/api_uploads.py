@@ -27,33 +27,42 @@ MAX_FILES_PER_REQUEST = 1000
 MAX_FIELDS_PER_REQUEST = 20  # split, csrf_token: anything else is ignored
 FORM_OVERHEAD_BYTES = 2**20  # part headers and boundaries, on top of the files themselves
 
-UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files"],
-                    "properties": {
-                        "files": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "Images (JPEG, PNG, BMP, WebP, TIFF) and zips of "
-                            "images; one or many ``files`` fields.",
+
+def files_body(description: str, **fields: dict[str, object]) -> dict[str, object]:
+    """OpenAPI for a multipart body of ``files`` fields (and any other ``fields``), which
+    these routes read themselves (``uploaded_files``) rather than through parameters."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["files"],
+                        "properties": {
+                            "files": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                                "description": description,
+                            },
+                            **fields,
                         },
-                        "split": {
-                            "type": "string",
-                            "enum": ["train", "val", "test"],
-                            "description": "Put every image here; left out, each image goes "
-                            "to the split its hash draws (near-duplicates join their twin's).",
-                        },
-                    },
+                    }
                 }
-            }
-        },
+            },
+        }
     }
-}
+
+
+UPLOAD_BODY = files_body(
+    "Images (JPEG, PNG, BMP, WebP, TIFF) and zips of images; one or many ``files`` fields.",
+    split={
+        "type": "string",
+        "enum": ["train", "val", "test"],
+        "description": "Put every image here; left out, each image goes to the split its "
+        "hash draws (near-duplicates join their twin's).",
+    },
+)
 
 
 def request_byte_limit(settings: Settings) -> int:

@@ -27,7 +27,7 @@ from app.services import images as image_service
 from app.services import projects as project_service
 from app.services import storage as storage_service
 from app.services.storage import StartupReconcile
-from app.web.api_uploads import uploaded_files
+from app.web.api_uploads import files_body, uploaded_files
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
 from app.web.render import is_htmx, redirect, render
@@ -58,27 +58,10 @@ REPORT_CONTEXT: dict[str, Any] = {
 }
 FormText = Annotated[str, Form()]
 
-LOCATE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files"],
-                    "properties": {
-                        "files": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "The files of missing images, as they were "
-                            "uploaded (matched by their bytes; the names do not matter).",
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
+LOCATE_BODY = files_body(
+    "The files of missing images, as they were uploaded (matched by their bytes; the names "
+    "do not matter)."
+)
 
 
 # --- what the page shows ---------------------------------------------------------------------

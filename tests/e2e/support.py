@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import cv2
 import httpx
 import numpy as np
 from fastapi import FastAPI
@@ -125,3 +126,17 @@ def shoot(page: Page, name: str, *, full_page: bool = True) -> None:
         page.screenshot(path=str(SCREENS / f"{name}-{size}.png"), full_page=full_page)
     width, height = SIZES["desktop"]
     page.set_viewport_size({"width": width, "height": height})
+
+
+def photo(seed: int, width: int = 320, height: int = 240) -> bytes:
+    """A photo-like JPEG: smooth colour fields with a little grain, different for each seed."""
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(
+        rng.integers(0, 256, (6, 8, 3), dtype=np.uint8),
+        (width, height),
+        interpolation=cv2.INTER_CUBIC,
+    )
+    grain = rng.normal(0, 4, (height, width, 3))
+    ok, encoded = cv2.imencode(".jpg", np.clip(base + grain, 0, 255).astype(np.uint8))
+    assert ok
+    return encoded.tobytes()

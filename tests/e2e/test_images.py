@@ -13,21 +13,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.support import LiveServer, api, box, seed_image, shoot
-
-
-def photo(seed: int, width: int = 320, height: int = 240) -> bytes:
-    """A photo-like JPEG: smooth colour fields with a little grain, different for each seed."""
-    rng = np.random.default_rng(seed)
-    base = cv2.resize(
-        rng.integers(0, 256, (6, 8, 3), dtype=np.uint8),
-        (width, height),
-        interpolation=cv2.INTER_CUBIC,
-    )
-    grain = rng.normal(0, 4, (height, width, 3))
-    ok, encoded = cv2.imencode(".jpg", np.clip(base + grain, 0, 255).astype(np.uint8))
-    assert ok
-    return encoded.tobytes()
+from tests.e2e.support import LiveServer, api, box, photo, seed_image, shoot
 
 
 def files(folder: Path, named: dict[str, bytes]) -> list[str]:

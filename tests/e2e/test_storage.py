@@ -7,25 +7,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.support import LiveServer, api, shoot
-
-
-def photo(seed: int, width: int = 320, height: int = 240) -> bytes:
-    """A photo-like JPEG, different for each seed."""
-    rng = np.random.default_rng(seed)
-    base = cv2.resize(
-        rng.integers(0, 256, (6, 8, 3), dtype=np.uint8),
-        (width, height),
-        interpolation=cv2.INTER_CUBIC,
-    )
-    ok, encoded = cv2.imencode(".jpg", base)
-    assert ok
-    return encoded.tobytes()
+from tests.e2e.support import LiveServer, api, photo, shoot
 
 
 @pytest.mark.e2e
