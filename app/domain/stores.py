@@ -23,6 +23,7 @@ from typing import IO, Any
 import numpy as np
 
 from app.domain.errors import DuplicateImage, Invalid
+from app.domain.import_rules import ImportReport
 from app.domain.labels import ImageLabels, SuggestionCount
 from app.domain.models import (
     Annotation,
@@ -186,11 +187,35 @@ class DatasetStore(ABC):
 
     @abstractmethod
     async def import_zip(self, zip_path: Path, name: str | None = None) -> DatasetInfo:
-        """Create a project from an Ultralytics-layout zip (``data.yaml``, ``images/``,
-        ``labels/``); the name defaults to the zip's stem.
+        """Create a project from a zip of another tool's export (what ``import_dataset``
+        reads); the name defaults to the zip's stem; its classes are the export's.
 
-        All or nothing: a malformed label line, an out-of-range class, a path that leaves the
-        archive or a file that is not an image raises ``Invalid`` and creates nothing.
+        ``AlreadyExists`` for a taken name. A zip that is no dataset (damaged, a path that
+        leaves the archive, a symbolic link, a zip bomb, no image) raises ``Invalid`` and
+        creates nothing; within a dataset, a bad line or file is left out and the rest comes
+        in (``import_dataset`` says what was left out and why).
+        """
+
+    @abstractmethod
+    async def import_dataset(
+        self,
+        name: str,
+        source: Path,
+        *,
+        add_classes: bool = True,
+        allowed_links: Sequence[Path] = (),
+        progress: ProgressCallback | None = None,
+    ) -> ImportReport:
+        """Import a zip or a folder into the existing project ``name``: Ultralytics YOLO (a
+        dataset YAML, splits as folders or list files), Roboflow, CVAT YOLO 1.1, Label Studio
+        YOLO, COCO JSON or Pascal VOC (``app.domain.import_plan`` tells them apart).
+
+        Classes match the project's by name (case and surrounding spaces ignored); the others
+        are appended with ``add_classes``, else their boxes are left out. Each line and box is
+        judged on its own (``app.domain.import_rules``); an image the project holds already is
+        skipped (it gets the boxes only if it has none). A folder's symbolic links must stay
+        under ``allowed_links``. Raises ``NotFound`` for the project, ``Invalid`` for a source
+        that is no dataset (nothing imported).
         """
 
     @abstractmethod

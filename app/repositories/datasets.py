@@ -16,7 +16,6 @@ import logging
 import os
 import tempfile
 import zipfile
-import zlib
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -28,7 +27,7 @@ from sqlalchemy.orm import aliased
 
 from app.db.models import Image, Label, Project, ProjectClass
 from app.db.uow import Database
-from app.domain.errors import AlreadyExists, DuplicateImage, Invalid, NotFound
+from app.domain.errors import AlreadyExists, Invalid, NotFound
 from app.domain.export_formats import (
     COCO,
     ULTRALYTICS,
@@ -46,6 +45,7 @@ from app.domain.export_formats import (
     yolo11_list_line,
     yolo11_list_name,
 )
+from app.domain.import_rules import ImportReport
 from app.domain.models import (
     SPLITS,
     ClassBoxes,
@@ -55,7 +55,6 @@ from app.domain.models import (
     DatasetInfo,
     ExportResult,
     ImageInfo,
-    LabelSource,
     LabelStatus,
     NearDuplicateGroup,
     SplitHealth,
@@ -80,10 +79,10 @@ from app.repositories.common import (
     split_counts,
 )
 from app.repositories.files import Layout, remove_tree, unlink_quietly
-from app.repositories.images import PreparedImage, SqlImageStore, discard
+from app.repositories.images import SqlImageStore
 from app.repositories.imaging import near_duplicate_groups
+from app.repositories.importer import Importer, ZipSource, open_source
 from app.repositories.mirror import schedule_label_mirrors, schedule_project_mirror
-from app.repositories.zip_import import PlannedImage, read_yolo_zip
 
 log = logging.getLogger(__name__)
 
@@ -625,64 +624,43 @@ class SqlDatasetStore(DatasetStore):
             raise NotFound(f"There is no zip file at {zip_path}.")
         if await self.get(name) is not None:
             raise AlreadyExists(f"A project named {name!r} already exists.")
-        plan = await asyncio.to_thread(read_yolo_zip, zip_path)
-        prepared: builtins.list[tuple[PlannedImage, PreparedImage]] = []
+        source = await asyncio.to_thread(ZipSource, zip_path)
         try:
-            # The slow part (copy, hash, decode) runs before any transaction is open ...
-            with zipfile.ZipFile(zip_path) as archive:
-                for item in plan.images:
-                    prepared.append((item, await self._prepare_member(archive, item)))
-            # ... so the unit below holds the write lock only for renames and inserts.
-            async with self._db.unit() as uow:
-                await self.create(name, plan.classes)
-                duplicates: builtins.list[str] = []
-                for item, ready in prepared:
-                    try:
-                        info = await self._images.register(name, item.split, ready)
-                    except DuplicateImage:
-                        duplicates.append(item.member)  # same bytes twice: stored once
-                        continue
-                    await self._import_labels(name, info.split, info.filename, item)
-                await uow.commit()
+            importer = self._importer()
+            plan = await importer.plan(source)  # a source that is no dataset creates nothing
+            await self.create(name, [])
+            try:
+                await importer.run(name, source, plan=plan)
+            except BaseException:
+                await self.delete(name)
+                raise
         finally:
-            for _, ready in prepared:
-                discard(ready)
-        if duplicates:
-            log.info("import of %s skipped %d duplicate images", name, len(duplicates))
+            source.close()
         created = await self.get(name)
         assert created is not None
         return created
 
-    async def _prepare_member(self, archive: zipfile.ZipFile, item: PlannedImage) -> PreparedImage:
+    async def import_dataset(
+        self,
+        name: str,
+        source: Path,
+        *,
+        add_classes: bool = True,
+        allowed_links: Sequence[Path] = (),
+        progress: ProgressCallback | None = None,
+    ) -> ImportReport:
+        if await self.get(name) is None:
+            raise NotFound(f"There is no project named {name!r}.")
+        opened = await asyncio.to_thread(open_source, Path(source), allowed=allowed_links)
         try:
-            with archive.open(item.member) as handle:
-                return await self._images.prepare(item.filename, handle)
-        except Invalid as error:
-            raise Invalid(f"{item.member}: {error}") from None
-        except (
-            zipfile.BadZipFile,
-            RuntimeError,
-            NotImplementedError,
-            EOFError,
-            zlib.error,
-        ) as error:
-            # Encrypted, damaged or oddly compressed members.
-            raise Invalid(f"{item.member} cannot be read from the zip: {error}") from None
+            return await self._importer().run(
+                name, opened, add_classes=add_classes, progress=progress
+            )
+        finally:
+            opened.close()
 
-    async def _import_labels(
-        self, name: str, split: str, filename: str, item: PlannedImage
-    ) -> None:
-        if item.annotations is None:
-            return  # no label file: unlabelled
-        for ann in item.annotations:
-            ann.source = LabelSource.IMPORT
-        try:
-            if item.annotations:
-                await self._labels.save(name, split, filename, item.annotations)
-            else:
-                await self._labels.set_no_objects(name, filename, True)
-        except Invalid as error:
-            raise Invalid(f"{item.label_member}: {error}") from None
+    def _importer(self) -> Importer:
+        return Importer(self._db, self._layout, self._images, self)
 
 
 async def _usage(session, class_id: int) -> ClassUsage:  # type: ignore[no-untyped-def]

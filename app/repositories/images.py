@@ -354,6 +354,15 @@ class SqlImageStore(ImageStore):
             raise outcome
         return outcome
 
+    async def register_many(
+        self, dataset: str, split: str | None, prepared: builtins.list[PreparedImage]
+    ) -> builtins.list[ImageInfo | DuplicateImage]:
+        """``register`` many prepared files in one unit (the open one, if any): each outcome is
+        the stored image or the ``DuplicateImage`` it repeats."""
+        if split is not None:
+            validate_split(split)
+        return await self._register_all(dataset, split, prepared)
+
     async def _register_all(
         self,
         dataset: str,

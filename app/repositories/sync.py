@@ -78,12 +78,12 @@ from app.repositories.mirror import (
     schedule_label_mirrors,
     schedule_project_mirror,
 )
-from app.repositories.zip_import import MAX_LABEL_BYTES, MAX_YAML_BYTES
 
 log = logging.getLogger(__name__)
 
 # Images per unit of work: the write lock covers one batch's inserts (a few statements).
 BATCH = 500
+MAX_TEXT_BYTES = 10 * 1024 * 1024  # a label file or a YAML: anything larger is no such file
 # Images per job handed to a hashing worker (a batch is a whole number of jobs).
 HASH_CHUNK = 50
 assert BATCH % HASH_CHUNK == 0
@@ -660,7 +660,9 @@ class _Sync:
             project.moved_from.update(item.file.home for item, _ in kept if not item.file.in_place)
             # Core, not ORM, inserts: a batch is a few statements with no per-row bookkeeping.
             inserted = await session.execute(
-                insert(_table(Image)).returning(_table(Image).c.sha256, _table(Image).c.id),
+                insert(core_table(Image)).returning(
+                    core_table(Image).c.sha256, core_table(Image).c.id
+                ),
                 images,
             )
             ids = {sha: image_id for sha, image_id in inserted}
@@ -669,7 +671,7 @@ class _Sync:
             for item, where in kept:
                 image_id = ids[item.seen.sha256]
                 boxes = item.labels.boxes if item.labels is not None else []
-                labels += _label_values(image_id, boxes, project.class_ids, created)
+                labels += label_values(image_id, boxes, project.class_ids, created)
                 if item.label_state == "rewrite":
                     rewrite.append(image_id)
                 if item.labels is not None and item.labels.lossy and where.label_path is not None:
@@ -683,7 +685,7 @@ class _Sync:
                         )
                     )
             if labels:
-                await session.execute(insert(_table(Label)), labels)
+                await session.execute(insert(core_table(Label)), labels)
             await session.execute(
                 update(Project).where(Project.id == project.id).values(modified_at=created)
             )
@@ -797,7 +799,7 @@ class _Sync:
         """Write the label rows of ``changes`` in one unit; returns the ids of images whose
         version moved since they were read (someone saved labels): left as they are."""
         stamp = now()
-        table = _table(Image)
+        table = core_table(Image)
         async with self.db.unit() as uow:
             session = uow.session
             versions = dict(
@@ -845,7 +847,7 @@ class _Sync:
                     )
                 if state == "none":
                     continue
-                labels_rows += _label_values(row.id, labels.boxes, project.class_ids, stamp)
+                labels_rows += label_values(row.id, labels.boxes, project.class_ids, stamp)
                 if state == "rewrite":
                     rewrite.append(row.id)
                 as_is = state == "as is"
@@ -858,7 +860,7 @@ class _Sync:
                     }
                 )
             if labels_rows:
-                await session.execute(insert(_table(Label)), labels_rows)
+                await session.execute(insert(core_table(Label)), labels_rows)
             # Core executemany: one statement, a parameter set per image.
             if values:
                 await session.execute(
@@ -963,7 +965,8 @@ async def _taken(
     return {r.stem_key for r in rows} & set(keys), {r.sha256 for r in rows} & set(shas)
 
 
-def _table(model: type[Image] | type[Label]) -> Table:
+def core_table(model: type[Image] | type[Label]) -> Table:
+    """The table of a model, for Core inserts (no per-row ORM bookkeeping)."""
     table = model.__table__
     assert isinstance(table, Table)
     return table
@@ -1013,7 +1016,7 @@ def _image_values(
     }
 
 
-def _label_values(
+def label_values(
     image_id: int, boxes: Iterable[Box], class_ids: list[int], stamp: float
 ) -> list[dict[str, Any]]:
     return [
@@ -1165,7 +1168,7 @@ def _observe(image: Path, label: Path | None, max_pixels: int) -> _Seen:
 
 def _read_label(path: Path) -> tuple[bytes | None, str | None]:
     try:
-        if path.stat().st_size > MAX_LABEL_BYTES:
+        if path.stat().st_size > MAX_TEXT_BYTES:
             return None, "it is too large to be a label file"
         return path.read_bytes(), None
     except OSError as error:
@@ -1301,7 +1304,7 @@ def _describe(folder: Path) -> _Described:
 
 def _load_yaml(path: Path) -> tuple[object | None, str | None]:
     try:
-        if path.stat().st_size > MAX_YAML_BYTES:
+        if path.stat().st_size > MAX_TEXT_BYTES:
             return None, f"{path.name} is too large to be a dataset description"
         return yaml.safe_load(path.read_text(encoding="utf-8")), None
     except (OSError, UnicodeDecodeError) as error:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from app.domain.errors import AlreadyExists, Cancelled, Invalid, NotFound
+from app.domain.import_rules import Reason
 from app.domain.models import SPLITS
 from app.domain.stores import Stores
 from tests.contract.support import (
@@ -647,17 +648,18 @@ async def test_importing_a_zip_with_a_path_that_leaves_the_archive_creates_nothi
 
 
 @pytest.mark.parametrize(
-    "label_text",
+    ("label_text", "reason"),
     [
-        "0 0.5 0.5 0.25\n",
-        "cat 0.5 0.5 0.25 0.25\n",
-        "0 0.5 0.5 0.25 0.25 0.1\n",
-        "2 0.5 0.5 0.2 0.2\n",
+        ("0 0.5 0.5 0.25\n", Reason.MALFORMED),
+        ("cat 0.5 0.5 0.25 0.25\n", Reason.MALFORMED),
+        ("0 0.1 0.1 0.2 0.2 0.3 0.3 0.4\n", Reason.MALFORMED),
+        ("2 0.5 0.5 0.2 0.2\n", Reason.UNNAMED_CLASS),
+        (line(1, x=0.95, w=0.5), Reason.OUTSIDE),
     ],
-    ids=["too-few-values", "not-a-number", "odd-values", "class-out-of-range"],
+    ids=["too-few-values", "not-a-number", "odd-values", "class-out-of-range", "outside"],
 )
-async def test_importing_a_zip_with_a_bad_label_line_creates_nothing(
-    stores: Stores, tmp_path: Path, label_text: str
+async def test_a_bad_label_line_is_left_out_and_reported_and_the_rest_comes_in(
+    stores: Stores, project: str, tmp_path: Path, label_text: str, reason: Reason
 ) -> None:
     path = make_zip(
         tmp_path / "bad.zip",
@@ -666,32 +668,25 @@ async def test_importing_a_zip_with_a_bad_label_line_creates_nothing(
             "images/train/a.png": png(1),
             "labels/train/a.txt": line(0),
             "images/train/b.png": png(2),
-            "labels/train/b.txt": label_text,
+            "labels/train/b.txt": line(1, x=0.3) + label_text,
         },
     )
 
-    await _assert_import_refused(stores, path)
+    report = await stores.dataset.import_dataset(project, path)
+
+    assert report.count(reason) == 1
+    assert report.examples[reason][0].startswith("labels/train/b.txt:2")
+    assert report.count(Reason.IMAGES) == 2
+    assert report.count(Reason.BOXES) == 2
+    assert boxes(await stores.label.load(project, "train", "b.png")) == [
+        (1, 0.3, 0.5, 0.25, 0.25)
+    ]
+    # The export's class names matched the project's (cat, dog) by name.
+    assert [c.name for c in await stores.dataset.get_classes(project)] == list(CLASSES)
 
 
-async def test_importing_a_zip_with_a_box_outside_the_image_creates_nothing(
-    stores: Stores, tmp_path: Path
-) -> None:
-    path = make_zip(
-        tmp_path / "bad.zip",
-        {
-            "data.yaml": DATA_YAML,
-            "images/train/a.png": png(1),
-            "labels/train/a.txt": line(0),
-            "images/train/b.png": png(2),
-            "labels/train/b.txt": line(1, x=0.95, w=0.5),
-        },
-    )
-
-    await _assert_import_refused(stores, path)
-
-
-async def test_importing_a_zip_with_a_file_that_is_not_an_image_creates_nothing(
-    stores: Stores, tmp_path: Path
+async def test_importing_a_zip_skips_a_file_that_is_not_an_image_and_says_why(
+    stores: Stores, project: str, tmp_path: Path
 ) -> None:
     path = make_zip(
         tmp_path / "bad.zip",
@@ -703,7 +698,13 @@ async def test_importing_a_zip_with_a_file_that_is_not_an_image_creates_nothing(
         },
     )
 
-    await _assert_import_refused(stores, path)
+    report = await stores.dataset.import_dataset(project, path)
+
+    assert report.count(Reason.IMAGES) == 1
+    assert report.count(Reason.NOT_IMAGE) == 1
+    assert report.examples[Reason.NOT_IMAGE][0].startswith("images/train/z.jpg (")
+    assert [i.filename for i in await stores.image.list(project)] == ["a.png"]
+    assert tmp_files(stores) == set()
 
 
 async def test_importing_a_file_that_is_not_a_zip_raises_invalid(
@@ -715,7 +716,15 @@ async def test_importing_a_file_that_is_not_a_zip_raises_invalid(
     await _assert_import_refused(stores, path)
 
 
-async def test_importing_a_zip_without_a_data_yaml_raises_invalid(
+async def test_importing_a_zip_without_any_image_raises_invalid(
+    stores: Stores, tmp_path: Path
+) -> None:
+    path = make_zip(tmp_path / "empty.zip", {"data.yaml": DATA_YAML, "notes.md": "hello"})
+
+    await _assert_import_refused(stores, path)
+
+
+async def test_a_zip_without_a_data_yaml_brings_its_images_in_unlabelled(
     stores: Stores, tmp_path: Path
 ) -> None:
     buffer = io.BytesIO()
@@ -724,24 +733,32 @@ async def test_importing_a_zip_without_a_data_yaml_raises_invalid(
     path = tmp_path / "noyaml.zip"
     path.write_bytes(buffer.getvalue())
 
-    await _assert_import_refused(stores, path)
+    info = await stores.dataset.import_zip(path, "plain")
+
+    assert info.classes == []
+    assert info.num_images == {"train": 1, "val": 0, "test": 0}
+    (image,) = await stores.image.list("plain")
+    assert not image.has_labels and not image.no_objects
 
 
-async def test_importing_a_zip_with_a_damaged_member_creates_nothing(
-    stores: Stores, tmp_path: Path
+async def test_a_damaged_member_is_left_out_and_named(
+    stores: Stores, project: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "damaged.zip"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr("data.yaml", DATA_YAML)
         archive.writestr("images/train/a.png", png(1))
+        archive.writestr("images/train/b.png", png(2))
     raw = bytearray(path.read_bytes())
     start = raw.index(png(1)[:16])
     raw[start + 100] ^= 0xFF  # the stored bytes no longer match their CRC
     path.write_bytes(bytes(raw))
 
-    with pytest.raises(Invalid, match=r"images/train/a.png"):
-        await stores.dataset.import_zip(path, "damaged")
-    await _assert_import_refused(stores, path)
+    report = await stores.dataset.import_dataset(project, path)
+
+    assert report.count(Reason.NOT_IMAGE) == 1
+    assert "images/train/a.png" in report.examples[Reason.NOT_IMAGE][0]
+    assert [i.filename for i in await stores.image.list(project)] == ["b.png"]
 
 
 async def test_importing_a_zip_holding_the_same_image_twice_stores_it_once(
