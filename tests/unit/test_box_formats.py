@@ -314,10 +314,6 @@ def test_looks_like_coco_wants_images_annotations_and_categories_lists() -> None
 
 def test_the_roboflow_sharks_export_reads_as_roboflow_meant_it() -> None:
     path = TEST_DATA / SHARKS_COCO
-    if not path.is_file():
-        path = TEST_DATA.parents[1].parent / "shared" / "data" / SHARKS_COCO
-    if not path.is_file():
-        pytest.skip("the Roboflow sharks COCO export is not in tests/data")
     raw = json.loads(path.read_text(encoding="utf-8"))
     assert looks_like_coco(raw)
     dataset = read_coco(raw, where=path.name)
