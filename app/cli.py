@@ -92,15 +92,35 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _import(settings: Settings, args: argparse.Namespace) -> int:
+    """A zip or a folder into a new project (``--name``, default after the source) or into an
+    existing one (``--into``); prints the report. The command line reads any folder: whoever
+    runs it can read it anyway (YDC_IMPORT_ROOTS bounds what the web can reach)."""
+    from app.domain.import_rules import Group
     from app.repositories import create_stores
+    from app.services.imports import project_name_for
 
+    source = await asyncio.to_thread(lambda: Path(args.source).expanduser().resolve())
+    name = args.into or args.name or project_name_for(source.name)
     await upgrade_to_head(settings.database_url)
     stores = create_stores(settings)
     try:
-        info = await stores.dataset.import_zip(Path(args.zip), args.name)
+        if args.into is None and await stores.dataset.get(name) is not None:
+            print(f"ydc: a project named {name!r} already exists (use --into to merge)")
+            return 2
+        report = await stores.dataset.import_dataset(
+            name,
+            source,
+            create=args.into is None,
+            add_classes=not args.no_new_classes,
+            allowed_links=[source],
+        )
     finally:
         await stores.close()
-    print(f"imported project {info.name}: {info.num_images} images, classes {info.classes}")
+    print(f"{report.format} from {source} into {name}: {report.summary()}")
+    for group in Group:
+        for reason, count, examples in report.rows(group):
+            shown = f"  e.g. {examples[0]}" if examples and group == Group.SKIPPED else ""
+            print(f"  {count:>7}  {reason.value}{shown}")
     return 0
 
 
@@ -192,9 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write NAME.zip (Ultralytics layout) into OUTDIR")
     export.add_argument("name")
     export.add_argument("outdir")
-    imp = sub.add_parser("import", help="create a project from an Ultralytics-layout zip")
-    imp.add_argument("zip")
-    imp.add_argument("--name", help="project name (default: the zip's stem)")
+    imp = sub.add_parser(
+        "import",
+        help="import a zip or folder (Ultralytics/Roboflow/CVAT/Label Studio YOLO, COCO, VOC)",
+    )
+    imp.add_argument("source", help="a .zip file or a folder")
+    imp.add_argument("--name", help="the new project's name (default: after the source)")
+    imp.add_argument("--into", help="merge into this existing project instead")
+    imp.add_argument(
+        "--no-new-classes",
+        action="store_true",
+        help="with --into: leave out boxes of classes the project lacks",
+    )
     rec = sub.add_parser(
         "reconcile",
         help="make the disk agree with the database (exit 1 when they disagreed)",

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(100_000_000, gt=0)
+    max_import_bytes: int = Field(
+        32 * 1024**3, gt=0, description="The largest dataset zip an import may upload."
+    )
     run_tasks: bool = Field(True, description="Start the in-process task runner with the server.")
     log_level: str = "INFO"
 
@@ -74,5 +77,6 @@ class Settings(BaseSettings):
             "YDC_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
             "YDC_MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
             "YDC_MAX_IMAGE_PIXELS": str(self.max_image_pixels),
+            "YDC_MAX_IMPORT_BYTES": str(self.max_import_bytes),
             "YDC_LOG_LEVEL": self.log_level,
         }

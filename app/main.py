@@ -31,6 +31,7 @@ from app.web import (
     api_uploads,
     health_pages,
     image_pages,
+    import_pages,
     pages,
     review_pages,
     storage_pages,
@@ -140,5 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(task_pages.router)
     app.include_router(storage_pages.router)
     app.include_router(storage_pages.api_router)
+    app.include_router(import_pages.router)
+    app.include_router(import_pages.api_router)
     install_error_handlers(app)
     return app

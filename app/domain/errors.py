@@ -50,6 +50,12 @@ class NotMissing(AlreadyExists):
         self.filename = filename
 
 
+class Forbidden(YdcError, PermissionError):
+    """A place ydc may not touch (a server folder outside ``YDC_IMPORT_ROOTS``)."""
+
+    status = 403
+
+
 class Conflict(YdcError, ValueError):
     """The request was valid but lost a race (stale version, task already finished)."""
 

@@ -202,20 +202,24 @@ class DatasetStore(ABC):
         name: str,
         source: Path,
         *,
+        create: bool = False,
         add_classes: bool = True,
         allowed_links: Sequence[Path] = (),
         progress: ProgressCallback | None = None,
+        only_zip: bool = False,
     ) -> ImportReport:
-        """Import a zip or a folder into the existing project ``name``: Ultralytics YOLO (a
-        dataset YAML, splits as folders or list files), Roboflow, CVAT YOLO 1.1, Label Studio
-        YOLO, COCO JSON or Pascal VOC (``app.domain.import_plan`` tells them apart).
+        """Import a zip or a folder (``only_zip``: a zip) into the project ``name``, created
+        (with the source's classes) when ``create`` once the source has proved a dataset:
+        Ultralytics YOLO (a dataset YAML, splits as folders or list files), Roboflow, CVAT
+        YOLO 1.1, Label Studio YOLO, COCO JSON or Pascal VOC (``app.domain.import_plan``
+        tells them apart).
 
         Classes match the project's by name (case and surrounding spaces ignored); the others
         are appended with ``add_classes``, else their boxes are left out. Each line and box is
         judged on its own (``app.domain.import_rules``); an image the project holds already is
         skipped (it gets the boxes only if it has none). A folder's symbolic links must stay
-        under ``allowed_links``. Raises ``NotFound`` for the project, ``Invalid`` for a source
-        that is no dataset (nothing imported).
+        under ``allowed_links``. Raises ``NotFound`` for the project (unless ``create``),
+        ``Invalid`` for a source that is no dataset (nothing imported, nothing created).
         """
 
     @abstractmethod

@@ -18,6 +18,7 @@ import tempfile
 import zipfile
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -624,18 +625,8 @@ class SqlDatasetStore(DatasetStore):
             raise NotFound(f"There is no zip file at {zip_path}.")
         if await self.get(name) is not None:
             raise AlreadyExists(f"A project named {name!r} already exists.")
-        source = await asyncio.to_thread(ZipSource, zip_path)
-        try:
-            importer = self._importer()
-            plan = await importer.plan(source)  # a source that is no dataset creates nothing
-            await self.create(name, [])
-            try:
-                await importer.run(name, source, plan=plan)
-            except BaseException:
-                await self.delete(name)
-                raise
-        finally:
-            source.close()
+        report = await self.import_dataset(name, zip_path, create=True, only_zip=True)
+        log.info("imported %s: %s", name, report.summary())
         created = await self.get(name)
         assert created is not None
         return created
@@ -645,17 +636,30 @@ class SqlDatasetStore(DatasetStore):
         name: str,
         source: Path,
         *,
+        create: bool = False,
         add_classes: bool = True,
         allowed_links: Sequence[Path] = (),
         progress: ProgressCallback | None = None,
+        only_zip: bool = False,
     ) -> ImportReport:
-        if await self.get(name) is None:
-            raise NotFound(f"There is no project named {name!r}.")
-        opened = await asyncio.to_thread(open_source, Path(source), allowed=allowed_links)
+        opener = ZipSource if only_zip else partial(open_source, allowed=allowed_links)
+        opened = await asyncio.to_thread(opener, Path(source))
+        made = False
         try:
-            return await self._importer().run(
-                name, opened, add_classes=add_classes, progress=progress
+            importer = self._importer()
+            plan = await importer.plan(opened)  # a source that is no dataset changes nothing
+            if await self.get(name) is None:
+                if not create:
+                    raise NotFound(f"There is no project named {name!r}.")
+                await self.create(name, [])
+                made = True
+            return await importer.run(
+                name, opened, add_classes=add_classes or made, progress=progress, plan=plan
             )
+        except BaseException:
+            if made and only_zip:
+                await self.delete(name)  # import_zip: all or nothing
+            raise
         finally:
             opened.close()
 

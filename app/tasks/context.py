@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 from app.domain.errors import Cancelled, Conflict
 from app.domain.models import TaskInfo
@@ -18,8 +20,17 @@ PROGRESS_INTERVAL_S = 0.05
 
 
 class TaskContext:
-    def __init__(self, task: TaskInfo, worker: str, tasks: TaskStore, heartbeat_s: float) -> None:
+    def __init__(
+        self,
+        task: TaskInfo,
+        worker: str,
+        tasks: TaskStore,
+        heartbeat_s: float,
+        *,
+        import_roots: Sequence[Path] = (),
+    ) -> None:
         self.task = task
+        self.import_roots = list(import_roots)  # where an import's folder links may lead
         self.worker = worker
         self._tasks = tasks
         self._interval = max(0.05, heartbeat_s / 4)

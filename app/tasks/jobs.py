@@ -3,7 +3,9 @@ JSON-able result, and reports progress through ``ctx.progress`` (which raises on
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from app.domain.export_formats import ULTRALYTICS
@@ -69,8 +71,37 @@ async def sync_storage(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
     return report.to_dict()
 
 
+async def import_dataset(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
+    """Import a zip or server folder into the task's project (creating it first when asked:
+    a retry finds it made and goes on, the images already in coming up as duplicates). An
+    uploaded zip is removed once the import has ended, whatever the outcome, except a crash
+    (the retry needs it)."""
+    params = ctx.task.params
+    name = params.get("project") or ctx.task.dataset
+    if not name:
+        raise ValueError("The import task names no project.")
+    source = Path(params["source"])
+    try:
+        await ctx.progress(0.0, "reading the dataset's files")
+        report = await stores.dataset.import_dataset(
+            name,
+            source,
+            create=bool(params.get("create")),
+            add_classes=bool(params.get("add_classes", True)),
+            allowed_links=[] if params.get("uploaded") else ctx.import_roots,
+            progress=ctx.progress,
+        )
+        report.source = str(params.get("label") or source.name)
+        return report.to_dict()
+    finally:
+        # Not reached when the worker dies: then the retry still finds its zip.
+        if params.get("uploaded"):
+            await asyncio.to_thread(source.unlink, missing_ok=True)
+
+
 JOBS: dict[str, Job] = {
     "export": export_project,
+    "import": import_dataset,
     "rebalance": rebalance_project,
     "reconcile": reconcile_storage,
     "sync": sync_storage,

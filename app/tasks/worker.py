@@ -35,7 +35,13 @@ async def run_task(settings: Settings, task_id: int, worker: str) -> int:
             log.warning("task %s is not running for %s; nothing to do", task_id, worker)
             return 1
         job = JOBS.get(task.kind)
-        async with TaskContext(task, worker, stores.task, settings.task_heartbeat_s) as ctx:
+        async with TaskContext(
+            task,
+            worker,
+            stores.task,
+            settings.task_heartbeat_s,
+            import_roots=settings.import_roots,
+        ) as ctx:
             try:
                 if job is None:
                     raise YdcError(f"ydc has no task kind {task.kind!r}.")
