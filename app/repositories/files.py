@@ -42,6 +42,11 @@ class Layout:
         return self.data_dir / "exports"
 
     @property
+    def imports(self) -> Path:
+        """Uploaded dataset zips waiting for their import task."""
+        return self.data_dir / "imports"
+
+    @property
     def lost_found(self) -> Path:
         return self.data_dir / "lost+found"
 

@@ -23,10 +23,10 @@ from typing import IO, Any
 
 from sqlalchemy import func, select, update
 
-from app.db.models import Image, Project
+from app.db.models import Image, Project, Task
 from app.db.uow import Database, SqlUnitOfWork
 from app.domain.errors import Invalid, NotFound, NotMissing
-from app.domain.models import ImageInfo
+from app.domain.models import ImageInfo, TaskStatus
 from app.domain.reconcile import (
     MIRROR_FILES,
     SPLITS,
@@ -111,6 +111,9 @@ class Reconciler:
             owned = {p.name_key for p in projects}
             await asyncio.to_thread(self._unknown_folders, owned, report)
         await asyncio.to_thread(self._stale_temps, report, dry_run, exclusive)
+        if project is None:
+            kept = await self._awaited_uploads()
+            await asyncio.to_thread(self._stale_uploads, kept, report, dry_run, exclusive)
         for index, (project_id, name, _) in enumerate(projects):
             if progress is not None:
                 await progress(index / max(len(projects), 1), f"checking {name}")
@@ -166,6 +169,40 @@ class Reconciler:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:
+                unlink_quietly(path)
+
+    async def _awaited_uploads(self) -> set[str]:
+        """The uploaded zips an import task that has not ended will still read."""
+        async with self._db.reader() as session:
+            params = await session.scalars(
+                select(Task.params).where(
+                    Task.kind == "import",
+                    Task.status.in_([TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]),
+                )
+            )
+            return {str(p.get("source")) for p in params if isinstance(p, dict)}
+
+    def _stale_uploads(
+        self, kept: set[str], report: ReconcileReport, dry_run: bool, exclusive: bool
+    ) -> None:
+        """Uploaded dataset zips (``imports/``) no unfinished import task reads: left by an
+        import whose worker died for good (a live task removes its own)."""
+        folder = self._layout.imports
+        if not folder.is_dir():
+            return
+        cutoff = time.time() - (0.0 if exclusive else TEMP_GRACE_S)
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            path = Path(entry.path)
+            if str(path) in kept or not entry.is_file(follow_symlinks=False):
+                continue
+            if entry.stat(follow_symlinks=False).st_mtime > cutoff:
+                continue
+            report.add(
+                Found.TEMP_REMOVED,
+                self._layout.relative(path),
+                "an uploaded dataset no import task will read",
+            )
+            if not dry_run:
                 unlink_quietly(path)
 
     # --- one project ---------------------------------------------------------------------------

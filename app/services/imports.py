@@ -23,7 +23,7 @@ from app.domain.validation import validate_project_name
 
 KIND = "import"
 MAX_ATTEMPTS = 3  # chunks already in are skipped as duplicates when it runs again
-UPLOADS = "imports"
+UPLOADS = "imports"  # Layout.imports: reconcile removes what no import task awaits
 COPY_CHUNK = 1024 * 1024
 
 
