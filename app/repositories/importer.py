@@ -150,7 +150,11 @@ class FolderSource(Source):
         self.name = folder.name
         self._folder = folder
         self._sizes: dict[str, int] = {}
-        for directory, dirs, names in os.walk(folder, followlinks=False):
+        allowed = [Path(root).resolve() for root in allowed]
+        seen = {folder.resolve()}
+        # Links are checked before they are followed; a folder reached twice (a link back up,
+        # or two links to one place) is read once.
+        for directory, dirs, names in os.walk(folder, followlinks=True):
             base = Path(directory)
             for entry in [*dirs, *names]:
                 full = base / entry
@@ -159,7 +163,15 @@ class FolderSource(Source):
                         f"{full.relative_to(folder)} is a symbolic link that leads outside the "
                         "import roots; nothing was imported."
                     )
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            kept = []
+            # Real folders before links, so a file is named by its real path when it can be.
+            for entry in sorted(dirs, key=lambda d: ((base / d).is_symlink(), d)):
+                target = (base / entry).resolve()
+                if entry.startswith(".") or target in seen:
+                    continue
+                seen.add(target)
+                kept.append(entry)
+            dirs[:] = kept
             for entry in names:
                 full = base / entry
                 if entry.startswith(".") or not full.is_file():
@@ -315,10 +327,9 @@ class Importer:
         if item.label_path is None:
             return data, None
         raw = source.read_small(item.label_path)
-        try:
-            return data, raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise Invalid(f"its label file {item.label_path} is not UTF-8 text") from None
+        # Bytes that are no UTF-8 spoil their line only (it reads as malformed), never the
+        # image or the other lines.
+        return data, raw.decode("utf-8-sig", errors="replace")
 
     @staticmethod
     def _judge(
@@ -387,10 +398,21 @@ class Importer:
                 )
                 outcomes += list(zip(items, registered, strict=True))
             targets: list[tuple[_Ready, int, bool]] = []  # (item, image id, filled)
-            duplicates = {
-                o.existing_filename: item for item, o in outcomes if isinstance(o, DuplicateImage)
+            # The images this chunk stores have no boxes in the database yet: only those it
+            # stores unlabelled may be filled by a later copy of the same bytes.
+            fresh = {
+                o.filename: o.id
+                for item, o in outcomes
+                if not isinstance(o, DuplicateImage) and item.state == Reason.UNLABELLED
             }
-            fillable = await _unlabelled(session, project_id, list(duplicates))
+            stored_now = {o.filename for _, o in outcomes if not isinstance(o, DuplicateImage)}
+            duplicates = {
+                o.existing_filename
+                for _, o in outcomes
+                if isinstance(o, DuplicateImage) and o.existing_filename not in stored_now
+            }
+            fillable = await _unlabelled(session, project_id, sorted(duplicates))
+            fillable.update(fresh)
             for item, outcome in outcomes:
                 if isinstance(outcome, DuplicateImage):
                     image_id = fillable.get(outcome.existing_filename)
@@ -421,12 +443,15 @@ class Importer:
                 uow, self._layout, [i for item, i, _ in targets if item.state != Reason.UNLABELLED]
             )
             await uow.commit()
-        for item, _, filled in targets:
+        filled_ids = {image_id for _, image_id, filled in targets if filled}
+        for item, image_id, filled in targets:
             if filled:
                 report.add(Reason.FILLED, item.item.path)
             else:
                 report.add(Reason.IMAGES)
-            report.add(item.state, item.item.path)
+            if filled or image_id not in filled_ids:
+                # An image of this chunk filled by a later copy is not left unlabelled.
+                report.add(item.state, item.item.path)
             report.add(Reason.BOXES, count=len(item.boxes))
             for reason, example in item.notes:
                 report.add(reason, example)
