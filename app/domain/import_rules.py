@@ -22,6 +22,9 @@ from app.domain.validation import IMAGE_SUFFIXES
 # A box may reach this far outside the image (a fraction of its size) and is clamped; further
 # out, the line is refused: it was drawn on another image or in other units.
 CLAMP_TOLERANCE = 0.01
+# Six decimals (YOLO's usual precision) put the edge of a box touching the image's up to 1e-6
+# past it: that is the file's rounding, kept as written (``validate_annotation`` allows it).
+ROUNDING = 1e-6
 EXAMPLES_PER_REASON = 10
 
 Box = tuple[int, float, float, float, float]  # class index (in the source's names), x, y, w, h
@@ -182,7 +185,8 @@ class ImportReport:
             if reason is None:
                 continue  # a reason a later version dropped
             report.counts[reason] = int(finding.get("count", 0))
-            report.examples[reason] = [str(e) for e in finding.get("examples", [])]
+            if finding.get("examples"):
+                report.examples[reason] = [str(e) for e in finding["examples"]]
         return report
 
 
@@ -213,17 +217,20 @@ def read_yolo_line(parts: list[str], *, num_names: int, width: int, height: int)
         return Line(None, refusal=Reason.MALFORMED, detail=f"{' '.join(parts)[:60]!r}")
     class_id = int(class_value)
     notes: list[Reason] = []
+    written: tuple[float, float, float, float] | None = None
     if len(values) == 4:
         x, y, w, h = values
         left, top, right, bottom = x - w / 2, y - h / 2, x + w / 2, y + h / 2
         if w <= 0 or h <= 0:
             return Line(None, refusal=Reason.MALFORMED, detail="width or height is not positive")
+        written = (x, y, w, h)
     elif len(values) == 5:
         x, y, w, h = values[:4]
         left, top, right, bottom = x - w / 2, y - h / 2, x + w / 2, y + h / 2
         if w <= 0 or h <= 0:
             return Line(None, refusal=Reason.MALFORMED, detail="width or height is not positive")
         notes.append(Reason.CONFIDENCE)
+        written = (x, y, w, h)
     elif len(values) >= 6 and len(values) % 2 == 0:
         xs, ys = values[0::2], values[1::2]
         left, right, top, bottom = min(xs), max(xs), min(ys), max(ys)
@@ -237,7 +244,7 @@ def read_yolo_line(parts: list[str], *, num_names: int, width: int, height: int)
     if not 0 <= class_id < num_names:
         named = f"0..{num_names - 1}" if num_names else "none"
         return Line(None, refusal=Reason.UNNAMED_CLASS, detail=f"class {class_id} (named: {named})")
-    return _fitted(class_id, (left, top, right, bottom), width, height, notes)
+    return _fitted(class_id, (left, top, right, bottom), width, height, notes, written)
 
 
 def pixel_box(
@@ -264,9 +271,11 @@ def _fitted(
     width: int,
     height: int,
     notes: list[Reason],
+    written: tuple[float, float, float, float] | None = None,
 ) -> Line:
     """Clamp edges (fractions of the image) that reach at most ``CLAMP_TOLERANCE`` outside it;
-    refuse a box further out or smaller than a pixel."""
+    refuse a box further out or smaller than a pixel. A box inside (to the file's rounding)
+    keeps the centre and size ``written`` in the line, when it wrote them."""
     left, top, right, bottom = edges
     low, high = -CLAMP_TOLERANCE - 1e-9, 1 + CLAMP_TOLERANCE + 1e-9
     if min(left, top) < low or max(right, bottom) > high:
@@ -275,10 +284,11 @@ def _fitted(
             refusal=Reason.OUTSIDE,
             detail=f"edges {left:.3f}, {top:.3f}, {right:.3f}, {bottom:.3f} of 0..1",
         )
-    clamped = (max(left, 0.0), max(top, 0.0), min(right, 1.0), min(bottom, 1.0))
-    if clamped != (left, top, right, bottom):
+    if min(left, top) < -ROUNDING or max(right, bottom) > 1 + ROUNDING:
         notes.append(Reason.CLAMPED)
-    left, top, right, bottom = clamped
+        left, top = max(left, 0.0), max(top, 0.0)
+        right, bottom = min(right, 1.0), min(bottom, 1.0)
+        written = None
     w, h = right - left, bottom - top
     if w * width < 1 - 1e-6 or h * height < 1 - 1e-6:
         return Line(
@@ -286,6 +296,8 @@ def _fitted(
             refusal=Reason.TOO_SMALL,
             detail=f"{w * width:.2f} x {h * height:.2f} px",
         )
+    if written is not None:
+        return Line((class_id, *written), tuple(notes))
     return Line((class_id, left + w / 2, top + h / 2, w, h), tuple(notes))
 
 
@@ -566,6 +578,7 @@ Reader = Callable[[str], bytes]
 
 __all__ = [
     "CLAMP_TOLERANCE",
+    "ROUNDING",
     "Box",
     "Group",
     "ImportReport",

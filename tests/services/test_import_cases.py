@@ -783,7 +783,10 @@ async def test_an_export_imported_and_exported_again_is_the_same_zip_content(
             ["cat", "dog", "bird"], train="images/train", val="images/val", test="images/test"
         ),
         "images/train/a.jpg": jpg(1),
-        "labels/train/a.txt": "0 0.5 0.5 0.2 0.2\n2 0.25 0.75 0.125 0.1\n",
+        # The last box touches the corner: at six decimals its edges pass 1 by 5e-7.
+        "labels/train/a.txt": (
+            "0 0.5 0.5 0.2 0.2\n2 0.25 0.75 0.125 0.1\n1 0.938272 0.938272 0.123457 0.123457\n"
+        ),
         "images/train/poly.png": png(2),
         "labels/train/poly.txt": "1 0.1 0.1 0.5 0.1 0.5 0.6 0.1 0.6 0.05 0.3\n",
         "images/val/猫 1.jpg": jpg(3),
@@ -793,7 +796,10 @@ async def test_an_export_imported_and_exported_again_is_the_same_zip_content(
         "images/test/café photo.png": png(5),
         "labels/test/café photo.txt": "2 0.6 0.4 0.3 0.2\n0 0.2 0.2 0.1 0.1\n",
     }
-    await imported(stores, tmp_path, source, classes=("cat", "dog", "bird"))
+    report = await imported(stores, tmp_path, source, classes=("cat", "dog", "bird"))
+    assert report.count(Reason.CLAMPED) == 0
+    assert report.count(Reason.POLYGON) == 1
+    assert report.skipped == 0
     first = (await stores.dataset.export(PROJECT, tmp_path / "first")).path
 
     await stores.dataset.import_zip(first, "again")
