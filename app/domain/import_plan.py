@@ -40,6 +40,7 @@ Edges = tuple[float, float, float, float]
 MAX_SMALL_FILE = 1024 * 1024  # a YAML, names or list file
 MAX_JSON = 1024 * 1024 * 1024  # a COCO file of a big dataset
 MAX_COCO_CANDIDATES = 20
+MAX_VOC_PROBES = 20
 
 ULTRALYTICS = "Ultralytics YOLO"
 ROBOFLOW = "Roboflow YOLO"
@@ -200,8 +201,16 @@ def _add_unlisted(plan: ImportPlan, listing: Listing, taken: set[str]) -> None:
 
 
 def _is_voc(read: Reader, xmls: list[str]) -> bool:
-    head = read(xmls[0])[:4096].decode("utf-8", errors="replace")
-    return "<annotation" in head
+    """Whether one of the first XML files (another XML may sort before the annotations) is a
+    VOC annotation."""
+    for path in xmls[:MAX_VOC_PROBES]:
+        try:
+            head = read(path)[:4096].decode("utf-8", errors="replace")
+        except Invalid:
+            continue  # too large to be one annotation
+        if "<annotation" in head:
+            return True
+    return False
 
 
 def _plan_voc(listing: Listing, read: Reader, xmls: list[str]) -> ImportPlan:
@@ -328,7 +337,10 @@ def _yolo_names_and_splits(
     """The format, the class names, the split entries (split, references, base folder) and
     the files read for them (not label files)."""
     used: set[str] = set()
-    yamls = _dataset_yamls(listing, read)
+    yamls, broken = _dataset_yamls(listing, read)
+    markers = ("obj.data", "obj.names", "notes.json", "classes.txt")
+    if not yamls and broken and not any(listing.named(m) for m in markers):
+        raise broken[0]  # nothing else says what the dataset is: its YAML must be this one
     if yamls:
         path, raw = yamls[0]
         used.add(path)
@@ -380,18 +392,27 @@ def _named(listing: Listing, name: str) -> str | None:
     return found[0] if found else None
 
 
-def _dataset_yamls(listing: Listing, read: Reader) -> list[tuple[str, dict[str, object]]]:
-    """The YAML files that name classes, ``data.yaml`` first, then the shallowest."""
+def _dataset_yamls(
+    listing: Listing, read: Reader
+) -> tuple[list[tuple[str, dict[str, object]]], list[Invalid]]:
+    """The YAML files that name classes, ``data.yaml`` first, then the shallowest; and why the
+    ones that could not be read were not (a CI or tool config beside the dataset must not
+    refuse it)."""
     paths = sorted(
         (f for f in listing.files if f.lower().endswith((".yaml", ".yml"))),
         key=lambda p: (PurePosixPath(p).name.casefold() != "data.yaml", p.count("/"), p),
     )
     found: list[tuple[str, dict[str, object]]] = []
+    broken: list[Invalid] = []
     for path in paths:
-        raw = _yaml(read, path)
+        try:
+            raw = _yaml(read, path)
+        except Invalid as error:
+            broken.append(error)
+            continue
         if isinstance(raw, dict) and "names" in raw:
             found.append((path, raw))
-    return found
+    return found, broken
 
 
 def _resolve_entry(
