@@ -295,19 +295,22 @@ class Importer:
         async def one(item: PlannedImage) -> _Ready | None:
             async with gate:
                 try:
-                    data, label_text = await asyncio.to_thread(self._read, source, item)
+                    data, label_text, notes = await asyncio.to_thread(self._read, source, item)
                     name = PurePosixPath(item.path).name
                     suffix = true_suffix(data[:16], name)
                     if suffix is not None:
                         renamed = PurePosixPath(name).stem + suffix
-                        report.add(Reason.RETYPED, f"{item.path} → {renamed}")
+                        # Reported with the image, once it is stored (not for a duplicate).
+                        notes.append((Reason.RETYPED, f"{item.path} → {renamed}"))
                         name = renamed
                     prepared = await self._images.prepare(name, data)
                 except Invalid as error:
                     report.add(Reason.NOT_IMAGE, f"{item.path} ({error.message})")
                     return None
             try:
-                return self._judge(item, prepared, label_text, plan, mapping)
+                ready = self._judge(item, prepared, label_text, plan, mapping)
+                ready.notes[:0] = notes
+                return ready
             except BaseException:
                 discard(prepared)
                 raise
@@ -322,14 +325,21 @@ class Importer:
         return ready
 
     @staticmethod
-    def _read(source: Source, item: PlannedImage) -> tuple[bytes, str | None]:
+    def _read(
+        source: Source, item: PlannedImage
+    ) -> tuple[bytes, str | None, list[tuple[Reason, str]]]:
+        """The image's bytes and its label file's text; a label file that cannot be read
+        (too large, damaged in the zip) leaves the image unlabelled and is reported."""
         data = source.read(item.path)
         if item.label_path is None:
-            return data, None
-        raw = source.read_small(item.label_path)
+            return data, None, []
+        try:
+            raw = source.read_small(item.label_path)
+        except Invalid as error:
+            return data, None, [(Reason.MALFORMED, f"{item.label_path} ({error.message})")]
         # Bytes that are no UTF-8 spoil their line only (it reads as malformed), never the
         # image or the other lines.
-        return data, raw.decode("utf-8-sig", errors="replace")
+        return data, raw.decode("utf-8-sig", errors="replace"), []
 
     @staticmethod
     def _judge(

@@ -949,3 +949,70 @@ async def test_a_linked_folder_under_an_allowed_root_is_read(
     assert await names(stores) == {"a.png": "train", "b.png": "val"}
     same(await stored(stores, "b.png"), [(1, 0.5, 0.5, 0.2, 0.2)])
     assert report.count(Reason.IMAGES) == 2
+
+
+async def test_a_label_file_too_large_to_read_leaves_its_image_unlabelled_and_is_reported(
+    stores: Stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "MAX_TEXT_BYTES", 64)
+    files = yolo({"a": "0 0.5 0.5 0.2 0.2\n" * 10, "b": "1 0.5 0.5 0.2 0.2\n"})
+    files.update({"images/train/a.png": png(1), "images/train/b.png": png(2)})
+    report = await imported(stores, tmp_path, files)
+
+    assert await names(stores) == {"a.png": "train", "b.png": "train"}
+    assert await stored(stores, "a.png") == []
+    assert not (await stores.image.get(PROJECT, "a.png")).has_labels
+    same(await stored(stores, "b.png"), [(1, 0.5, 0.5, 0.2, 0.2)])
+    assert report.count(Reason.MALFORMED) == 1
+    assert report.examples[Reason.MALFORMED][0].startswith("labels/train/a.txt (")
+    assert report.examples[Reason.UNLABELLED] == ["images/train/a.png"]
+    assert report.count(Reason.NOT_IMAGE) == 0
+
+
+async def test_a_retyped_copy_of_an_image_already_in_is_a_duplicate_not_a_rename(
+    stores: Stores, tmp_path: Path
+) -> None:
+    await imported(stores, tmp_path, yolo({"a": "0 0.5 0.5 0.2 0.2\n"}, {"a.png": png(1)}))
+    report = await imported(stores, tmp_path, yolo({"c": "0 0.5 0.5 0.2 0.2\n"}, {"c.jpg": png(1)}))
+
+    assert await names(stores) == {"a.png": "train"}
+    assert report.count(Reason.DUPLICATE) == 1
+    assert report.count(Reason.RETYPED) == 0
+
+
+async def test_a_zip_from_windows_or_a_mac_reads_the_same(stores: Stores, tmp_path: Path) -> None:
+    files: Files = {
+        "export\\data.yaml": data_yaml(["cat", "dog"], train="images/train"),
+        "export\\images\\train\\a.png": png(1),
+        "export\\labels\\train\\a.txt": "1 0.5 0.5 0.2 0.2\n",
+        "__MACOSX/export/images/train/._a.png": b"\x00\x05\x16\x07resource fork",
+        "export/images/train/._b.png": b"\x00\x05\x16\x07resource fork",
+        "export/.DS_Store": b"\x00\x00\x00\x01Bud1",
+    }
+    report = await imported(stores, tmp_path, files)
+
+    assert report.format == ULTRALYTICS
+    assert await names(stores) == {"a.png": "train"}
+    same(await stored(stores, "a.png"), [(1, 0.5, 0.5, 0.2, 0.2)])
+    assert report.skipped == 0
+
+
+async def test_a_zip_without_images_creates_no_project(stores: Stores, tmp_path: Path) -> None:
+    source = write_zip(tmp_path / "x.zip", {"data.yaml": data_yaml(["cat"]), "labels/a.txt": ""})
+
+    with pytest.raises(Invalid, match="No images found"):
+        await stores.dataset.import_zip(source, "new")
+    assert await stores.dataset.get("new") is None
+
+
+async def test_import_zip_creates_the_project_with_the_exports_classes(
+    stores: Stores, tmp_path: Path
+) -> None:
+    files = yolo({"a": "1 0.5 0.5 0.2 0.2\n"}, {"a.png": png(1)})
+    source = write_zip(tmp_path / "mine.zip", files)
+
+    created = await stores.dataset.import_zip(source)
+
+    assert created.name == "mine"
+    assert [c.name for c in await stores.dataset.get_classes("mine")] == ["cat", "dog"]
+    same(await stored(stores, "a.png", "mine"), [(1, 0.5, 0.5, 0.2, 0.2)])
