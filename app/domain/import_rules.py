@@ -66,6 +66,7 @@ class Reason(StrEnum):
     OUTSIDE = "boxes skipped: more than 1% outside the image"
     TOO_SMALL = "boxes skipped: smaller than one pixel"
     NOT_IN_PROJECT = "boxes skipped: a class the project does not have (new classes not added)"
+    BAD_CLASS_NAME = "classes not added: a name ydc cannot store (their boxes skipped)"
     CROWD = "COCO crowd annotations skipped"
     UNKNOWN_IMAGE = "COCO annotations of an image the file does not list"
     UNKNOWN_CATEGORY = "annotations of a category the file does not list"

@@ -22,7 +22,7 @@ from sqlalchemy import exists, insert, select, update
 
 from app.db.models import Image, Label, Project, ProjectClass
 from app.db.uow import Database
-from app.domain.errors import DuplicateImage, Invalid
+from app.domain.errors import AlreadyExists, DuplicateImage, Invalid
 from app.domain.import_plan import ImportPlan, PlannedImage, plan_import
 from app.domain.import_rules import (
     ImportReport,
@@ -274,7 +274,14 @@ class Importer:
         mapping, missing = class_mapping(names, existing)
         if missing and add:
             for name in missing:
-                await self._datasets.add_class(project, name)
+                try:
+                    await self._datasets.add_class(project, name)
+                except AlreadyExists:
+                    continue  # added meanwhile (by a person, another import): boxes map to it
+                except Invalid as error:
+                    # One unusable name (too long, a control character) skips its boxes only.
+                    report.add(Reason.BAD_CLASS_NAME, f"{name[:40]!r} ({error.message})")
+                    continue
                 report.add(Reason.CLASSES_ADDED, name)
             existing = [c.name for c in await self._datasets.get_classes(project)]
             mapping, _ = class_mapping(names, existing)

@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import os
+import socket
 import stat
 import zipfile
 from pathlib import Path
@@ -496,7 +497,8 @@ async def test_an_unsafe_zip_is_refused_whole(
 async def test_a_zip_bomb_is_refused_whole(stores: Stores, tmp_path: Path) -> None:
     await stores.dataset.create(PROJECT, ["cat", "dog"])
     source = tmp_path / "bomb.zip"
-    size = importer.MAX_RATIO_FROM + 8 * 2**20
+    size = 200 * 2**20  # zeros: about 200 KB deflated
+    assert size > importer.MAX_RATIO_FROM
     chunk = bytes(2**20)
     with zipfile.ZipFile(source, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for name, data in yolo({"a": "0 0.5 0.5 0.2 0.2\n"}, {"a.png": png(1)}).items():
@@ -605,8 +607,16 @@ async def test_without_adding_classes_the_boxes_of_new_ones_are_skipped(
     ids=["names-dict", "names-list"],
 )
 async def test_an_ultralytics_yaml_with_path_download_and_list_files(
-    stores: Stores, tmp_path: Path, names_value: list[str] | dict[int, str]
+    stores: Stores,
+    tmp_path: Path,
+    names_value: list[str] | dict[int, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the import tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
     files: Files = {
         "dataset/data.yaml": data_yaml(
             names_value,
@@ -1016,3 +1026,21 @@ async def test_import_zip_creates_the_project_with_the_exports_classes(
     assert created.name == "mine"
     assert [c.name for c in await stores.dataset.get_classes("mine")] == ["cat", "dog"]
     same(await stored(stores, "a.png", "mine"), [(1, 0.5, 0.5, 0.2, 0.2)])
+
+
+async def test_a_class_name_ydc_cannot_store_skips_only_its_boxes(
+    stores: Stores, tmp_path: Path
+) -> None:
+    files: Files = {
+        "classes.txt": "cat\n" + "x" * 101 + "\nbird\n",
+        "images/a.png": png(1),
+        "labels/a.txt": "0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n2 0.25 0.25 0.1 0.1\n",
+    }
+    report = await imported(stores, tmp_path, files)
+
+    assert [c.name for c in await stores.dataset.get_classes(PROJECT)] == ["cat", "dog", "bird"]
+    same(await stored(stores, "a.png"), [(0, 0.5, 0.5, 0.2, 0.2), (2, 0.25, 0.25, 0.1, 0.1)])
+    assert report.count(Reason.BAD_CLASS_NAME) == 1
+    assert "longer than" in report.examples[Reason.BAD_CLASS_NAME][0]
+    assert report.examples[Reason.CLASSES_ADDED] == ["bird"]
+    assert report.count(Reason.NOT_IN_PROJECT) == 1
