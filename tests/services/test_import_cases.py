@@ -22,7 +22,7 @@ from app.domain.import_plan import COCO, CVAT, LABEL_STUDIO, ROBOFLOW, ULTRALYTI
 from app.domain.import_rules import ImportReport, Reason
 from app.domain.stores import Stores
 from app.repositories import importer
-from tests.contract.support import jpg, png, upload
+from tests.contract.support import jpg, label_file, png, upload
 
 PROJECT = "proj"
 Files = dict[str, bytes | str]
@@ -116,6 +116,11 @@ async def test_a_polygon_row_is_read_as_its_bounding_box_and_the_box_rows_stay_b
     )
     assert report.count(Reason.POLYGON) == 1
     assert report.examples[Reason.POLYGON] == ["labels/train/a.txt:2"]
+    assert label_file(stores, "train", "a.png").read_text().splitlines() == [
+        "1 0.500000 0.500000 0.200000 0.200000",
+        "0 0.250000 0.400000 0.300000 0.600000",
+        "0 0.300000 0.300000 0.100000 0.125000",
+    ]
     assert report.count(Reason.BOXES) == 3
     assert report.count(Reason.CORNERS) == 0
 
@@ -396,6 +401,8 @@ async def test_a_duplicate_of_an_unlabelled_project_image_gives_it_the_labels(
 
     assert await names(stores) == {"mine.png": "val"}
     same(await stored(stores, "mine.png"), [(1, 0.5, 0.5, 0.2, 0.2)])
+    mirrored = label_file(stores, "val", "mine.png").read_text()
+    assert mirrored == "1 0.500000 0.500000 0.200000 0.200000\n"
     assert report.count(Reason.FILLED) == 1
     assert report.examples[Reason.FILLED] == ["images/train/theirs.png"]
     assert report.count(Reason.DUPLICATE) == 0
