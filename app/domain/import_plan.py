@@ -24,6 +24,7 @@ from app.domain.import_rules import (
     class_key,
     dataset_yaml_splits,
     is_image,
+    is_other_picture,
     list_file_entries,
     notes_json_names,
     read_darknet_data,
@@ -33,6 +34,7 @@ from app.domain.import_rules import (
     yolo_label_candidates,
 )
 from app.domain.sync_rules import class_names
+from app.domain.validation import IMAGE_SUFFIXES
 
 Reader = Callable[[str], bytes]
 Edges = tuple[float, float, float, float]
@@ -96,6 +98,12 @@ def plan_import(files: Iterable[str], read: Reader) -> ImportPlan:
         plan = _plan_voc(listing, read, voc)
     else:
         plan = _plan_yolo(listing, read)
+    kinds = ", ".join(IMAGE_SUFFIXES)
+    plan.findings += [
+        (Reason.NOT_IMAGE, f"{path} (ydc stores {kinds})")
+        for path in listing.files
+        if is_other_picture(path)
+    ]
     if not plan.images:
         raise Invalid(
             "No images found: ydc imports .jpg, .jpeg, .png, .bmp, .webp and .tif files, with "

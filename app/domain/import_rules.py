@@ -390,6 +390,19 @@ def is_image(path: str) -> bool:
     return not name.startswith(".") and PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
 
 
+# Pictures ydc does not store: an export holding them says so in the report, rather than
+# leaving them out unseen.
+OTHER_PICTURE_SUFFIXES = frozenset(
+    {".gif", ".heic", ".heif", ".avif", ".jp2", ".jxl", ".svg", ".dng", ".cr2", ".nef", ".arw"}
+)
+
+
+def is_other_picture(path: str) -> bool:
+    """A picture of a type ydc does not store (``.gif``, ``.heic`` …)."""
+    name = PurePosixPath(path).name
+    return not name.startswith(".") and PurePosixPath(name).suffix.lower() in OTHER_PICTURE_SUFFIXES
+
+
 def clean_parts(reference: str) -> tuple[str, ...]:
     """A path as a dataset file writes it (``../train/images``, ``./images/a.jpg``,
     ``/Users/x/data/train/images``, ``C:\\data\\a.jpg``): its parts without the ones that
@@ -593,6 +606,7 @@ __all__ = [
     "dataset_yaml_splits",
     "group_of",
     "is_image",
+    "is_other_picture",
     "list_file_entries",
     "notes_json_names",
     "pixel_box",

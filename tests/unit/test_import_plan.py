@@ -228,3 +228,20 @@ def test_a_broken_dataset_yaml_refuses_the_import_with_its_error() -> None:
 def test_a_source_without_images_is_refused() -> None:
     with pytest.raises(Invalid, match="No images found"):
         plan({"data.yaml": "names: [a]", "labels/a.txt": "0 0.5 0.5 0.1 0.1"})
+
+
+def test_pictures_of_a_type_ydc_does_not_store_are_reported_not_left_out_unseen() -> None:
+    result = plan(
+        {
+            "classes.txt": "cat\n",
+            "images/a.jpg": IMAGE,
+            "images/b.HEIC": b"....ftypheic",
+            "images/c.gif": b"GIF89a",
+            "README.md": "# hello",
+        }
+    )
+    assert [i.path for i in result.images] == ["images/a.jpg"]
+    assert [(r, e.split(" ")[0]) for r, e in result.findings] == [
+        (Reason.NOT_IMAGE, "images/b.HEIC"),
+        (Reason.NOT_IMAGE, "images/c.gif"),
+    ]
