@@ -17,7 +17,7 @@ import pytest
 import yaml
 from PIL import Image as PILImage
 
-from app.domain.errors import Invalid
+from app.domain.errors import Cancelled, Invalid
 from app.domain.import_plan import COCO, CVAT, LABEL_STUDIO, ROBOFLOW, ULTRALYTICS, VOC
 from app.domain.import_rules import ImportReport, Reason
 from app.domain.stores import Stores
@@ -1051,3 +1051,66 @@ async def test_a_class_name_ydc_cannot_store_skips_only_its_boxes(
     assert "longer than" in report.examples[Reason.BAD_CLASS_NAME][0]
     assert report.examples[Reason.CLASSES_ADDED] == ["bird"]
     assert report.count(Reason.NOT_IN_PROJECT) == 1
+
+
+@pytest.mark.parametrize("fmt", ["yolo11", "coco"])
+async def test_each_of_ydcs_export_formats_imports_back_to_the_same_boxes(
+    stores: Stores, tmp_path: Path, fmt: str
+) -> None:
+    source: Files = {
+        "data.yaml": data_yaml(["cat", "dog"], train="images/train", val="images/val"),
+        "images/train/a.jpg": jpg(1, 80, 60),
+        "labels/train/a.txt": "0 0.5 0.5 0.25 0.5\n1 0.25 0.75 0.125 0.1\n",
+        "images/val/b.png": png(2, 80, 60),
+        "labels/val/b.txt": "",
+        "images/val/猫.png": png(3, 80, 60),
+        "labels/val/猫.txt": "1 0.875 0.5 0.25 1\n",
+    }
+    await imported(stores, tmp_path, source)
+    exported = (await stores.dataset.export(PROJECT, tmp_path / "out", format=fmt)).path
+
+    await stores.dataset.create("again", [])
+    report = await stores.dataset.import_dataset("again", exported)
+
+    assert report.format == {"yolo11": CVAT, "coco": COCO}[fmt]
+    assert [c.name for c in await stores.dataset.get_classes("again")] == ["cat", "dog"]
+    assert report.skipped == 0
+    assert report.count(Reason.CLAMPED) == 0
+    for name in ("a.jpg", "b.png", "猫.png"):
+        before = await stored(stores, name)
+        after = await stored(stores, name, "again")
+        assert len(after) == len(before)
+        for got, want in zip(after, before, strict=True):
+            assert got[0] == want[0]
+            assert got[1:] == pytest.approx(want[1:], abs=0.5 / 80)  # pixels, rounded
+    b = await stores.image.get("again", "b.png")
+    assert (b.no_objects, b.split) == (True, "val")
+    assert (await stores.image.get("again", "a.jpg")).split == "train"
+
+
+async def test_a_cancelled_import_keeps_whole_chunks_and_a_second_run_completes_it(
+    stores: Stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "CHUNK", 2)
+    await stores.dataset.create(PROJECT, ["cat", "dog"])
+    labels = {s: f"{i % 2} 0.5 0.5 0.2 0.2\n" for i, s in enumerate("abcde")}
+    files = yolo(labels, {f"{s}.png": png(i) for i, s in enumerate("abcde")})
+    source = write_zip(tmp_path / "export.zip", files)
+
+    async def cancel_after_first_chunk(fraction: float, message: str) -> None:
+        if fraction > 0:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        await stores.dataset.import_dataset(PROJECT, source, progress=cancel_after_first_chunk)
+
+    assert sorted(await names(stores)) == ["a.png", "b.png"]
+    same(await stored(stores, "b.png"), [(1, 0.5, 0.5, 0.2, 0.2)])
+
+    report = await stores.dataset.import_dataset(PROJECT, source)
+
+    assert sorted(await names(stores)) == ["a.png", "b.png", "c.png", "d.png", "e.png"]
+    assert report.count(Reason.DUPLICATE) == 2
+    assert report.count(Reason.IMAGES) == 3
+    for i, s in enumerate("abcde"):
+        same(await stored(stores, f"{s}.png"), [(i % 2, 0.5, 0.5, 0.2, 0.2)])
