@@ -145,10 +145,14 @@ class ImportReport:
         return sum(n for r, n in self.counts.items() if group_of(r) == Group.SKIPPED)
 
     def summary(self) -> str:
-        parts = [f"{self.count(Reason.IMAGES)} images", f"{self.count(Reason.BOXES)} boxes"]
+        images, boxes = self.count(Reason.IMAGES), self.count(Reason.BOXES)
+        text = (
+            f"imported {images} image{'' if images == 1 else 's'}, "
+            f"{boxes} box{'' if boxes == 1 else 'es'}"
+        )
         if self.skipped:
-            parts.append(f"{self.skipped} things skipped (see the report)")
-        return "imported " + ", ".join(parts)
+            text += f"; {self.skipped} left out (see the report)"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -273,16 +273,19 @@ class Importer:
         existing = [c.name for c in await self._datasets.get_classes(project)]
         mapping, missing = class_mapping(names, existing)
         if missing and add:
-            for name in missing:
-                try:
-                    await self._datasets.add_class(project, name)
-                except AlreadyExists:
-                    continue  # added meanwhile (by a person, another import): boxes map to it
-                except Invalid as error:
-                    # One unusable name (too long, a control character) skips its boxes only.
-                    report.add(Reason.BAD_CLASS_NAME, f"{name[:40]!r} ({error.message})")
-                    continue
-                report.add(Reason.CLASSES_ADDED, name)
+            # One unit for all (coco8 adds 80): data.yaml is written once, not once a class.
+            async with self._db.unit() as uow:
+                for name in missing:
+                    try:
+                        await self._datasets.add_class(project, name)
+                    except AlreadyExists:
+                        continue  # added meanwhile (a person, another import): boxes map to it
+                    except Invalid as error:
+                        # One unusable name (too long, a control character) skips its boxes.
+                        report.add(Reason.BAD_CLASS_NAME, f"{name[:40]!r} ({error.message})")
+                        continue
+                    report.add(Reason.CLASSES_ADDED, name)
+                await uow.commit()
             existing = [c.name for c in await self._datasets.get_classes(project)]
             mapping, _ = class_mapping(names, existing)
         return mapping
@@ -468,7 +471,9 @@ class Importer:
                 report.add(Reason.IMAGES)
             if filled or image_id not in filled_ids:
                 # An image of this chunk filled by a later copy is not left unlabelled.
-                report.add(item.state, item.item.path)
+                # Labelled images are the rule: their names would only crowd the report.
+                example = None if item.state == Reason.LABELLED else item.item.path
+                report.add(item.state, example)
             report.add(Reason.BOXES, count=len(item.boxes))
             for reason, example in item.notes:
                 report.add(reason, example)
