@@ -36,6 +36,7 @@ from app.web import (
     review_pages,
     storage_pages,
     task_pages,
+    training_pages,
 )
 from app.web.csrf import CsrfCookie
 from app.web.errors import install_error_handlers
@@ -143,5 +144,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(storage_pages.api_router)
     app.include_router(import_pages.router)
     app.include_router(import_pages.api_router)
+    app.include_router(training_pages.api_router)
     install_error_handlers(app)
     return app

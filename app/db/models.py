@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -165,6 +166,8 @@ class Model(Base):
     activated_at: Mapped[float | None] = mapped_column(Float)
     trained_on: Mapped[str | None] = mapped_column(Text)  # snapshot or version it saw
     created_at: Mapped[float] = mapped_column(Float)
+    # The training task that made it (None: uploaded, or found on disk).
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="SET NULL"))
 
 
 class Label(Base):
@@ -215,3 +218,16 @@ class Task(Base):
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float)
+
+
+class TrainingEpoch(Base):
+    """One epoch of a training task, written as it ends: losses and val metrics."""
+
+    __tablename__ = "training_epoch"
+    __table_args__ = (UniqueConstraint("task_id", "epoch", name="uq_training_epoch"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)  # 1-based
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)

@@ -235,6 +235,21 @@ class ExportResult:
 
 
 @dataclass
+class Snapshot:
+    """The frozen copy of a project a training reads: labelled images (hard links) with fresh
+    label files and a ``data.yaml``, in a folder of its own."""
+
+    folder: Path
+    data_yaml: Path
+    images: dict[str, int]  # per split
+    boxes: int
+    ids_sha256: str  # sha256 of the sorted image ids: which images exactly
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"images": self.images, "boxes": self.boxes, "ids_sha256": self.ids_sha256}
+
+
+@dataclass
 class SplitHealth:
     """How far the images of one split (or of all, ``split="all"``) are labelled."""
 

@@ -36,6 +36,7 @@ from app.domain.models import (
     ImageInfo,
     ModelInfo,
     SessionInfo,
+    Snapshot,
     TaskInfo,
 )
 from app.domain.reconcile import ReconcileReport, SyncReport
@@ -184,6 +185,13 @@ class DatasetStore(ABC):
         format: str | None = None,
     ) -> ExportResult:
         """Like ``export_zip`` but also says what went in and what was left out."""
+
+    @abstractmethod
+    async def snapshot(self, name: str, folder: Path) -> Snapshot:
+        """Freeze what a training will read into ``folder`` (new or empty): hard links of the
+        labelled images that are on disk (copies across filesystems), their label files written
+        from the accepted boxes, and a ``data.yaml`` whose ``path`` is the folder. Labelling may
+        go on meanwhile: the copy does not change. ``NotFound`` for the project."""
 
     @abstractmethod
     async def import_zip(self, zip_path: Path, name: str | None = None) -> DatasetInfo:
@@ -668,6 +676,15 @@ class TaskStore(ABC):
     ) -> TaskInfo:
         """End a task this worker holds as succeeded, failed or cancelled. ``Conflict`` if it is
         no longer this worker's."""
+
+    @abstractmethod
+    async def record_epoch(self, task_id: int, epoch: int, metrics: dict[str, Any]) -> None:
+        """Store one training epoch's metrics (losses, precision, recall, mAPs) as it ends; an
+        epoch recorded again (a resumed training) replaces the earlier row. ``NotFound``."""
+
+    @abstractmethod
+    async def epochs(self, task_id: int) -> builtins.list[dict[str, Any]]:
+        """A training task's epochs in order, each ``{"epoch": n, **metrics}``."""
 
     @abstractmethod
     async def request_cancel(self, task_id: int) -> TaskInfo:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import errno
+import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import zipfile
 from collections import OrderedDict, defaultdict
@@ -58,6 +61,7 @@ from app.domain.models import (
     ImageInfo,
     LabelStatus,
     NearDuplicateGroup,
+    Snapshot,
     SplitHealth,
 )
 from app.domain.reconcile import label_name
@@ -575,6 +579,36 @@ class SqlDatasetStore(DatasetStore):
             unlink_quietly(partial)
         return ExportResult(final, written_images, written_labels, left_out)
 
+    async def snapshot(self, name: str, folder: Path) -> Snapshot:
+        async with self._db.reader() as session:
+            project = await project_by_name(session, name)
+            classes = await classes_of(session, project.id)
+        folder = Path(folder)
+        source = self._layout.project(project.name)
+        counts = dict.fromkeys(SPLITS, 0)
+        boxes = 0
+        digest = hashlib.sha256()
+        async for batch in self._export_batches(project.id):
+            kept = [
+                (image, lines)
+                for image, lines in batch
+                if not image.missing and (lines or image.no_objects)
+            ]
+            await asyncio.to_thread(_freeze, source, folder, kept)
+            for image, lines in kept:
+                counts[image.split] += 1
+                boxes += len(lines)
+                digest.update(f"{image.id}\n".encode())  # ids come in ascending order
+        data_yaml = folder / "data.yaml"
+        described = {
+            "path": str(folder),
+            **{split: f"images/{split}" for split in SPLITS if counts[split]},
+            "nc": len(classes),
+            "names": dict(enumerate(c.name for c in classes)),
+        }
+        await asyncio.to_thread(data_yaml.write_text, _yaml(described), encoding="utf-8")
+        return Snapshot(folder, data_yaml, counts, boxes, digest.hexdigest())
+
     async def _export_batches(
         self, project_id: int, splits: Sequence[str] = SPLITS
     ) -> AsyncIterator[builtins.list[tuple[Image, builtins.list[Box]]]]:
@@ -993,3 +1027,28 @@ class _ExportWriter:
         spool.seek(0)
         while chunk := spool.read(1 << 16):
             raw.write(chunk.encode("utf-8"))
+
+
+def _freeze(
+    source: Path, folder: Path, kept: builtins.list[tuple[Image, builtins.list[Box]]]
+) -> None:
+    """Link (or copy, across filesystems) each image into the snapshot and write its label
+    file from the boxes (empty for "no objects")."""
+    made: set[Path] = set()
+    for image, lines in kept:
+        images, labels = folder / "images" / image.split, folder / "labels" / image.split
+        if images not in made:
+            images.mkdir(parents=True, exist_ok=True)
+            labels.mkdir(parents=True, exist_ok=True)
+            made.add(images)
+        original = source / "images" / image.split / image.filename
+        target = images / image.filename
+        try:
+            os.link(original, target)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            shutil.copy2(original, target)
+        (labels / label_name(image.filename)).write_text(
+            format_label_lines(lines), encoding="utf-8"
+        )

@@ -46,6 +46,10 @@ class Layout:
         """Uploaded dataset zips waiting for their import task."""
         return self.data_dir / "imports"
 
+    def training(self, task_id: int) -> Path:
+        """A training task's folder: its dataset snapshot, Ultralytics' run, its log."""
+        return self.data_dir / "training" / f"task-{task_id}"
+
     @property
     def lost_found(self) -> Path:
         return self.data_dir / "lost+found"

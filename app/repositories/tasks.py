@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from app.db.models import Project, Task
+from app.db.models import Project, Task, TrainingEpoch
 from app.db.uow import Database
 from app.domain.errors import Conflict, Invalid, NotFound
 from app.domain.models import TaskInfo, TaskStatus
@@ -201,6 +201,33 @@ class SqlTaskStore(TaskStore):
         if done.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict(f"Task {task_id} is no longer running for this worker.")
         return await self.get(task_id)
+
+    async def record_epoch(self, task_id: int, epoch: int, metrics: dict[str, Any]) -> None:
+        async with self._db.unit() as uow:
+            session = uow.session
+            if await session.get(Task, task_id) is None:
+                raise NotFound(f"There is no task {task_id}.")
+            row = await session.scalar(
+                select(TrainingEpoch).where(
+                    TrainingEpoch.task_id == task_id, TrainingEpoch.epoch == epoch
+                )
+            )
+            if row is None:
+                session.add(
+                    TrainingEpoch(task_id=task_id, epoch=epoch, metrics=metrics, created_at=now())
+                )
+            else:
+                row.metrics, row.created_at = metrics, now()
+            await uow.commit()
+
+    async def epochs(self, task_id: int) -> builtins.list[dict[str, Any]]:
+        async with self._db.reader() as session:
+            rows = await session.execute(
+                select(TrainingEpoch.epoch, TrainingEpoch.metrics)
+                .where(TrainingEpoch.task_id == task_id)
+                .order_by(TrainingEpoch.epoch)
+            )
+            return [{"epoch": epoch, **metrics} for epoch, metrics in rows]
 
     async def request_cancel(self, task_id: int) -> TaskInfo:
         async with self._db.unit() as uow:

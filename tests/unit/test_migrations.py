@@ -31,7 +31,7 @@ def revision_in(path: Path) -> list[str]:
         return [rev for (rev,) in conn.execute("SELECT version_num FROM alembic_version")]
 
 
-def test_the_models_have_the_seven_ydc_tables() -> None:
+def test_the_models_have_the_eight_ydc_tables() -> None:
     assert {
         "project",
         "project_class",
@@ -40,6 +40,7 @@ def test_the_models_have_the_seven_ydc_tables() -> None:
         "model",
         "label",
         "task",
+        "training_epoch",
     } == YDC_TABLES
 
 
