@@ -539,11 +539,17 @@ class ModelStore(ABC):
         dataset_name: str,
         epochs_completed: int,
         metrics: dict[str, Any],
+        *,
+        last_weights: Path | None = None,
+        task_id: int | None = None,
+        trained_on: str | None = None,
     ) -> ModelInfo:
         """Copy the weights into the project's ``models/<name>/`` and register the model.
 
         ``metrics`` may carry ``best_map50`` and ``epochs`` (a list of per-epoch dicts).
-        Raises ``AlreadyExists`` for a taken name, ``NotFound`` for the project or the weights
+        A training also gives its ``last_weights`` (copied beside the best as ``last.pt``), the
+        ``task_id`` that trained it and ``trained_on``, the JSON of the dataset snapshot it saw.
+        Raises ``AlreadyExists`` for a taken name, ``NotFound`` for the project or a weights
         file, ``Invalid`` for a bad name.
         """
 

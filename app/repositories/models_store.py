@@ -16,6 +16,8 @@ from app.domain.validation import validate_project_name
 from app.repositories.common import now, project_by_name
 from app.repositories.files import Layout, place_new, remove_tree, stage, unlink_quietly
 
+LAST = "last.pt"  # a training's last weights, kept beside its best ones (a later resume, a look)
+
 
 class SqlModelStore(ModelStore):
     def __init__(self, db: Database, layout: Layout) -> None:
@@ -30,16 +32,27 @@ class SqlModelStore(ModelStore):
         dataset_name: str,
         epochs_completed: int,
         metrics: dict,
+        *,
+        last_weights: Path | None = None,
+        task_id: int | None = None,
+        trained_on: str | None = None,
     ) -> ModelInfo:
         try:
             validate_project_name(name)
         except Invalid as error:
             raise Invalid(str(error).replace("Project name", "Model name")) from None
         weights_path = Path(weights_path)
-        if not weights_path.is_file():
-            raise NotFound(f"There is no weights file at {weights_path}.")
-        staged = await asyncio.to_thread(stage, self._layout, weights_path)
+        sources = [weights_path] if last_weights is None else [weights_path, Path(last_weights)]
+        for source in sources:
+            if not source.is_file():
+                raise NotFound(f"There is no weights file at {source}.")
+        best_name = weights_path.name if weights_path.suffix == ".pt" else "best.pt"
+        if last_weights is not None and best_name == LAST:
+            best_name = "best.pt"  # the last weights take that name
+        staged_all: list[Path] = []
         try:
+            for source in sources:
+                staged_all.append((await asyncio.to_thread(stage, self._layout, source)).path)
             async with self._db.unit() as uow:
                 session = uow.session
                 project = await project_by_name(session, dataset_name)
@@ -53,9 +66,11 @@ class SqlModelStore(ModelStore):
                     raise AlreadyExists(
                         f"A folder for model {name!r} already lies in storage ({folder})."
                     )
-                final = folder / (weights_path.name if weights_path.suffix == ".pt" else "best.pt")
-                place_new(staged.path, final)
+                final = folder / best_name
                 uow.on_rollback(lambda: remove_tree(self._layout, folder))
+                place_new(staged_all[0], final)
+                if last_weights is not None:
+                    place_new(staged_all[1], folder / LAST)
                 best = metrics.get("best_map50")
                 row = Model(
                     project_id=project.id,
@@ -66,13 +81,16 @@ class SqlModelStore(ModelStore):
                     metrics=dict(metrics),
                     best_map50=float(best) if best is not None else None,
                     is_active=False,
+                    task_id=task_id,
+                    trained_on=trained_on,
                     created_at=now(),
                 )
                 session.add(row)
                 await uow.commit()
                 return self._info(row, project.name)
         finally:
-            unlink_quietly(staged.path)
+            for path in staged_all:
+                unlink_quietly(path)
 
     def _info(self, row: Model, project_name: str) -> ModelInfo:
         return ModelInfo(
