@@ -29,6 +29,7 @@ from app.web import (
     api_images,
     api_labels,
     api_uploads,
+    evaluation_pages,
     health_pages,
     image_pages,
     import_pages,
@@ -144,6 +145,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(storage_pages.api_router)
     app.include_router(import_pages.router)
     app.include_router(import_pages.api_router)
+    app.include_router(training_pages.router)
     app.include_router(training_pages.api_router)
+    app.include_router(evaluation_pages.router)
+    app.include_router(evaluation_pages.api_router)
     install_error_handlers(app)
     return app

@@ -26,6 +26,7 @@ from app.domain.errors import DuplicateImage, Invalid
 from app.domain.import_rules import ImportReport
 from app.domain.labels import ImageLabels, SuggestionCount
 from app.domain.models import (
+    SPLITS,
     Annotation,
     ClassInfo,
     ClassUsage,
@@ -187,11 +188,14 @@ class DatasetStore(ABC):
         """Like ``export_zip`` but also says what went in and what was left out."""
 
     @abstractmethod
-    async def snapshot(self, name: str, folder: Path) -> Snapshot:
-        """Freeze what a training will read into ``folder`` (new or empty): hard links of the
-        labelled images that are on disk (copies across filesystems), their label files written
-        from the accepted boxes, and a ``data.yaml`` whose ``path`` is the folder. Labelling may
-        go on meanwhile: the copy does not change. ``NotFound`` for the project."""
+    async def snapshot(
+        self, name: str, folder: Path, *, splits: Sequence[str] = SPLITS
+    ) -> Snapshot:
+        """Freeze what a training will read into ``folder`` (new or empty; only ``splits``,
+        default all): hard links of the labelled images that are on disk (copies across
+        filesystems), their label files written from the accepted boxes, and a ``data.yaml``
+        whose ``path`` is the folder. Labelling may go on meanwhile: the copy does not change.
+        ``NotFound`` for the project."""
 
     @abstractmethod
     async def import_zip(self, zip_path: Path, name: str | None = None) -> DatasetInfo:

@@ -579,7 +579,9 @@ class SqlDatasetStore(DatasetStore):
             unlink_quietly(partial)
         return ExportResult(final, written_images, written_labels, left_out)
 
-    async def snapshot(self, name: str, folder: Path) -> Snapshot:
+    async def snapshot(
+        self, name: str, folder: Path, *, splits: Sequence[str] = SPLITS
+    ) -> Snapshot:
         async with self._db.reader() as session:
             project = await project_by_name(session, name)
             classes = await classes_of(session, project.id)
@@ -588,7 +590,7 @@ class SqlDatasetStore(DatasetStore):
         counts = dict.fromkeys(SPLITS, 0)
         boxes = 0
         digest = hashlib.sha256()
-        async for batch in self._export_batches(project.id):
+        async for batch in self._export_batches(project.id, splits):
             kept = [
                 (image, lines)
                 for image, lines in batch

@@ -23,7 +23,12 @@ def image_url(info: ImageInfo) -> str:
 
 def thumb_url(info: ImageInfo) -> str:
     """The image's thumbnail (upright JPEG, 256 px on the long side)."""
-    return f"/media/{_part(info.dataset)}/thumbs/{info.sha256}.jpg"
+    return thumb_url_of(info.dataset, info.sha256)
+
+
+def thumb_url_of(project: str, sha256: str) -> str:
+    """The thumbnail of the image with these bytes in the project."""
+    return f"/media/{_part(project)}/thumbs/{sha256}.jpg"
 
 
 def thumb_fallback_url(info: ImageInfo) -> str:
@@ -39,6 +44,7 @@ def image_page_url(info: ImageInfo) -> str:
 TEMPLATE_URLS = {
     "image_url": image_url,
     "thumb_url": thumb_url,
+    "thumb_url_of": thumb_url_of,
     "thumb_fallback_url": thumb_fallback_url,
     "image_page_url": image_page_url,
 }
