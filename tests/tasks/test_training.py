@@ -1,0 +1,346 @@
+"""Acceptance tests of training: coco8 trained through the API in a worker subprocess (offline
+Ultralytics), its epochs recorded as they come, its model registered; a cancel that keeps the
+weights and a resume that finishes the epochs; the refusals before anything is queued."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from app.config import Settings
+from app.domain.errors import Invalid
+from app.domain.models import Annotation
+from app.domain.stores import Stores
+from app.main import create_app
+from app.services.training import training_epochs
+from app.tasks.context import TaskContext
+from app.tasks.runner import TaskRunner
+from app.tasks.training import train_project
+from tests.conftest import TEST_DATA, arm_csrf, encode, make_image
+from tests.tasks.conftest import process_gone, wait_until
+from tests.tasks.test_durable_tasks import FINISHED, get_task, serving
+
+PROJECT = "coco8"
+
+# Loaded by every Python process started with it on PYTHONPATH (the task workers): refuses and
+# notes each connection or name lookup that is not a local socket.
+NETWORK_GUARD = """
+import os, socket
+
+_LOG = os.environ.get("YDC_TEST_NETWORK_LOG")
+if _LOG:
+    with open(_LOG + ".loaded", "a") as _out:
+        _out.write(f"{os.getpid()}\\n")
+
+    def _refuse(name, original):
+        def refused(*args, **kwargs):
+            if name != "getaddrinfo" and args[0].family == socket.AF_UNIX:
+                return original(*args, **kwargs)
+            with open(_LOG, "a") as out:
+                out.write(f"{name} {args[1:] if name != 'getaddrinfo' else args}"[:300] + "\\n")
+            raise OSError(f"network refused by the test: {name}")
+        return refused
+
+    socket.socket.connect = _refuse("connect", socket.socket.connect)
+    socket.socket.connect_ex = _refuse("connect", socket.socket.connect_ex)
+    socket.getaddrinfo = _refuse("getaddrinfo", socket.getaddrinfo)
+"""
+
+
+@pytest.fixture
+def network_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Workers started in the test refuse the network; yields the file of their attempts."""
+    guard = tmp_path / "network-guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(NETWORK_GUARD, encoding="utf-8")
+    attempts = tmp_path / "network-attempts.txt"
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(guard), os.environ.get("PYTHONPATH")]))
+    )
+    monkeypatch.setenv("YDC_TEST_NETWORK_LOG", str(attempts))
+    yield attempts
+    assert Path(f"{attempts}.loaded").is_file(), "no worker loaded the network guard"
+    assert not attempts.exists(), attempts.read_text()
+
+
+FIGURES = {"map50", "map50_95", "precision", "recall", "box_loss", "cls_loss", "dfl_loss"}
+
+
+async def import_coco8(stores: Stores) -> None:
+    report = await stores.dataset.import_dataset(PROJECT, TEST_DATA / "coco8", create=True)
+    assert report is not None
+    info = await stores.dataset.get(PROJECT)
+    assert info is not None and info.num_images["train"] == 4 and info.num_images["val"] == 4
+
+
+def model_row(settings: Settings, name: str) -> dict[str, Any]:
+    """The registry row as stored (``ModelInfo`` does not carry every column)."""
+    with sqlite3.connect(settings.data_dir / "ydc.db") as conn:
+        conn.row_factory = sqlite3.Row
+        row = conn.execute("SELECT * FROM model WHERE name = ?", (name,)).fetchone()
+    assert row is not None, name
+    return dict(row)
+
+
+async def follow(
+    client: httpx.AsyncClient, task_id: int, *, within: float, seen: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Poll the task every 100 ms until it ends, keeping what each poll saw."""
+    deadline = time.monotonic() + within
+    while True:
+        task = await get_task(client, task_id)
+        seen.append(task)
+        if task["status"] in FINISHED:
+            return task
+        assert time.monotonic() < deadline, (
+            f"task {task_id} still {task['status']} after {within} s"
+        )
+        await asyncio.sleep(0.1)
+
+
+async def test_coco8_trains_through_the_api_with_live_progress_and_becomes_a_model(
+    settings: Settings, stores: Stores, network_refused: Path
+) -> None:
+    await import_coco8(stores)
+
+    async with serving(settings) as (_, client):
+        response = await client.post(
+            f"/api/v1/projects/{PROJECT}/train",
+            json={"base": "yolo11n.yaml", "epochs": 3, "imgsz": 64, "batch": 2},
+        )
+        assert response.status_code == 202, response.text
+        queued = response.json()
+        task_id = queued["id"]
+        seen: list[dict[str, Any]] = [queued]
+        task = await follow(client, task_id, within=120, seen=seen)
+        epochs = (await client.get(f"/api/v1/tasks/{task_id}/epochs")).json()
+
+    assert task["status"] == "succeeded", task
+    statuses = [s["status"] for s in seen]
+    assert statuses[0] == "queued"
+    assert "running" in statuses
+    assert statuses == sorted(statuses, key=["queued", "running", "succeeded"].index)
+    running = [s["progress"] for s in seen if s["status"] == "running"]
+    assert any(0.0 < p < 1.0 for p in running), running
+    assert running == sorted(running), "progress went backwards"
+    assert task["progress"] == 1.0
+
+    assert [row["epoch"] for row in epochs] == [1, 2, 3]
+    for row in epochs:
+        assert row.keys() >= FIGURES, row
+
+    result = task["result"]
+    name = result["model"]
+    assert name == f"coco8-{task_id}"
+    assert result["epochs_completed"] == 3
+    assert result["snapshot"]["images"] == {"train": 4, "val": 4, "test": 0}
+    assert result["device"] in {"cpu", "cuda:0"}
+    assert result["final"] == {k: v for k, v in epochs[-1].items() if k != "epoch"}
+    log = settings.data_dir / result["log"]
+    assert result["log"] == f"training/task-{task_id}/train.log"
+    text = log.read_text(encoding="utf-8")
+    assert "epoch 3 of 3" in text
+    assert "\x1b[" not in text  # no terminal colours in the kept log
+
+    info = await stores.model.get(name)
+    assert info is not None
+    assert info.dataset_name == PROJECT
+    assert info.base_model == "yolo11n.yaml"
+    assert info.epochs_completed == 3
+    assert info.path.name == "best.pt" and info.path.is_file()
+    assert (info.path.parent / "last.pt").is_file()
+    assert [row["epoch"] for row in info.metrics["epochs"]] == [1, 2, 3]
+    assert info.metrics["args"]["epochs"] == 3
+    assert info.metrics["snapshot"] == result["snapshot"]
+    row = model_row(settings, name)
+    assert row["task_id"] == task_id
+    assert json.loads(row["trained_on"]) == result["snapshot"]
+    # The snapshot the model saw stays beside its run.
+    snapshot = settings.data_dir / "training" / f"task-{task_id}" / "dataset"
+    assert len(list((snapshot / "images" / "train").iterdir())) == 4
+
+    await stores.model.set_active(name)
+    active = await stores.model.get_active(dataset=PROJECT)
+    assert active is not None and active.name == name and active.is_active
+
+    # The model is a base to fine-tune: its weights start the next training.
+    async with serving(settings) as (_, client):
+        response = await client.post(
+            f"/api/v1/projects/{PROJECT}/train",
+            json={"base": f"model:{name}", "epochs": 1, "imgsz": 64, "batch": 2},
+        )
+        assert response.status_code == 202, response.text
+        tuning = await follow(client, response.json()["id"], within=120, seen=[])
+
+    assert tuning["status"] == "succeeded", tuning
+    tuned = await stores.model.get(tuning["result"]["model"])
+    assert tuned is not None and tuned.name != name
+    assert tuned.base_model == f"model:{name}"
+    assert tuned.epochs_completed == 1
+    tuning_log = (settings.data_dir / tuning["result"]["log"]).read_text(encoding="utf-8")
+    assert "Transferred" in tuning_log and "from pretrained weights" in tuning_log
+
+
+async def test_a_cancelled_training_keeps_its_weights_and_its_resume_finishes_the_epochs(
+    settings: Settings, stores: Stores, network_refused: Path
+) -> None:
+    epochs_asked = 20
+    await import_coco8(stores)
+
+    async with serving(settings) as (app, client):
+        runner: TaskRunner = app.state.runner
+        response = await client.post(
+            f"/api/v1/projects/{PROJECT}/train",
+            json={"base": "yolo11n.yaml", "epochs": epochs_asked, "imgsz": 64, "batch": 2},
+        )
+        task_id = response.json()["id"]
+
+        async def recorded() -> list[dict[str, Any]]:
+            return (await client.get(f"/api/v1/tasks/{task_id}/epochs")).json()  # type: ignore[no-any-return]
+
+        await wait_until(
+            recorded, lambda rows: len(rows) >= 2, within=90, what="two epochs of the training"
+        )
+        pid = runner.child_of(task_id).pid  # type: ignore[union-attr]
+        response = await client.post(f"/api/v1/tasks/{task_id}/cancel")
+        assert response.status_code == 200, response.text
+        asked = time.monotonic()
+        task = await wait_until(
+            lambda: get_task(client, task_id),
+            lambda t: t["status"] in FINISHED,
+            within=10,
+            interval=0.1,
+            what="the cancelled training to end",
+        )
+        assert task["status"] == "cancelled", task
+
+        async def children() -> dict[str, Any]:
+            return dict(runner.children)
+
+        await wait_until(
+            children,
+            lambda c: not c,
+            within=max(0.5, asked + 10 - time.monotonic()),
+            what="the runner to reap the worker",
+        )
+        assert process_gone(pid)
+        done_before = [row["epoch"] for row in await recorded()]
+        assert done_before == list(range(1, len(done_before) + 1))
+        assert 2 <= len(done_before) < epochs_asked
+        last = settings.data_dir / "training" / f"task-{task_id}" / "run" / "weights" / "last.pt"
+        assert last.is_file()
+        assert await stores.model.list(dataset=PROJECT) == []
+
+        response = await client.post(f"/api/v1/tasks/{task_id}/resume")
+        assert response.status_code == 202, response.text
+        resumed_id = response.json()["id"]
+        assert resumed_id != task_id
+        resumed = await follow(client, resumed_id, within=120, seen=[])
+        merged = (await client.get(f"/api/v1/tasks/{resumed_id}/epochs")).json()
+
+    assert resumed["status"] == "succeeded", resumed
+    assert [row["epoch"] for row in merged] == list(range(1, epochs_asked + 1))
+    own = [row["epoch"] for row in await stores.task.epochs(resumed_id)]
+    assert own == list(range(len(done_before) + 1, epochs_asked + 1))
+    result = resumed["result"]
+    assert result["resumed"] == task_id
+    assert result["epochs_completed"] == epochs_asked
+    assert result["run"] == f"training/task-{task_id}/run"
+    info = await stores.model.get(result["model"])
+    assert info is not None and info.epochs_completed == epochs_asked
+    assert result["model"] == f"coco8-{resumed_id}"
+    assert info.path.is_file() and (info.path.parent / "last.pt").is_file()
+    assert model_row(settings, info.name)["task_id"] == resumed_id
+    assert info.metrics["snapshot"]["images"] == {"train": 4, "val": 4, "test": 0}
+    assert await training_epochs(stores, resumed_id) == merged
+
+
+async def test_a_resume_whose_last_weights_are_gone_fails_with_the_reason(
+    settings: Settings, stores: Stores
+) -> None:
+    await import_coco8(stores)
+    earlier = await stores.task.enqueue("train", {"epochs": 3}, dataset=PROJECT, max_attempts=1)
+    await stores.task.request_cancel(earlier.id)  # cancelled before it ran: no weights
+    await stores.task.enqueue(
+        "train", {"epochs": 3, "resume_of": earlier.id}, dataset=PROJECT, max_attempts=1
+    )
+    claimed = await stores.task.claim("test-worker")
+    assert claimed is not None
+    ctx = TaskContext(claimed, "test-worker", stores.task, settings.task_heartbeat_s)
+
+    with pytest.raises(Invalid, match=f"Training {earlier.id} left no weights to resume from"):
+        await train_project(ctx, stores)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"base": "yolo99.yaml"}, "'yolo99.yaml' is not an architecture ydc trains"),
+        ({"imgsz": 100}, "Image size must be a multiple of 32"),
+        ({"epochs": 0}, "Epochs must be between 1 and"),
+        ({"batch": "many"}, "Batch must be a whole number"),
+        ({"base": "model:nobody"}, "There is no model 'nobody' in this project"),
+    ],
+)
+async def test_a_training_with_bad_settings_is_refused_before_it_is_queued(
+    settings: Settings, stores: Stores, body: dict[str, Any], reason: str
+) -> None:
+    await labelled_project(stores, val_labelled=True)
+
+    detail = await refused(settings, stores, body)
+
+    assert reason in detail
+
+
+@pytest.mark.parametrize(
+    ("train", "val", "reason"),
+    [
+        (False, True, "has no labelled train images to learn from"),
+        (True, False, "has no labelled val images to measure it on"),
+    ],
+)
+async def test_a_training_of_a_project_without_labelled_train_or_val_images_is_refused(
+    settings: Settings, stores: Stores, train: bool, val: bool, reason: str
+) -> None:
+    await labelled_project(stores, train_labelled=train, val_labelled=val)
+
+    detail = await refused(settings, stores, {"epochs": 1, "imgsz": 64})
+
+    assert reason in detail
+
+
+async def labelled_project(
+    stores: Stores, *, train_labelled: bool = True, val_labelled: bool = True
+) -> None:
+    """A project with one train and one val image, each labelled or not."""
+    await stores.dataset.create("small", ["thing"])
+    for seed, (split, labelled) in enumerate((("train", train_labelled), ("val", val_labelled))):
+        data = encode(make_image(64, 48, seed=seed), ".png")
+        info = await stores.image.save_file("small", split, f"{split}.png", io.BytesIO(data))
+        if labelled:
+            box = Annotation(0, 0.5, 0.5, 0.25, 0.25)
+            await stores.label.save("small", split, info.filename, [box])
+
+
+async def refused(settings: Settings, stores: Stores, body: dict[str, Any]) -> str:
+    """POST the training; assert a 422 and that nothing was queued; the reason given."""
+    app = create_app(settings)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            await arm_csrf(client)
+            response = await client.post("/api/v1/projects/small/train", json=body)
+    assert response.status_code == 422, response.text
+    assert await stores.task.list() == []
+    return str(response.json()["detail"])
