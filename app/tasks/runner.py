@@ -111,8 +111,17 @@ class TaskRunner:
 
     async def _spawn(self, task_id: int, worker: str) -> None:
         env = {**os.environ, **self._settings.as_env()}
+        # The worker ends when this process does (see app.tasks.worker). On Linux the kernel
+        # signals it when the thread that started it ends: the event loop's, which outlives it.
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app.tasks.worker", "run", str(task_id), worker, env=env
+            sys.executable,
+            "-m",
+            "app.tasks.worker",
+            "run",
+            str(task_id),
+            worker,
+            f"--parent-pid={os.getpid()}",
+            env=env,
         )
         self.children[worker] = Child(task_id, worker, process)
         log.info("task %s started in worker pid %s", task_id, process.pid)
