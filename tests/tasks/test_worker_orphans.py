@@ -1,6 +1,6 @@
-"""A worker never outlives its server: killed with SIGKILL mid-task, the server takes its worker
-down with it within seconds, and the next server fails the task "interrupted" once its heartbeat
-is stale (a task with one attempt, as a training is, is never run again by itself)."""
+"""A worker never outlives its server: killed with SIGKILL during a training, the server takes
+its worker (torch busy in a thread) down with it within seconds, and the next server fails the
+training "interrupted" once its heartbeat is stale: a training is never run again by itself."""
 
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ import pytest
 from app.config import Settings
 from app.domain.models import TaskInfo, TaskStatus
 from app.domain.stores import Stores
+from app.services.training import start_training
+from tests.conftest import TEST_DATA
 from tests.crash.support import free_port
-from tests.tasks.conftest import build_project, wait_until
+from tests.tasks.conftest import wait_until
 
 START_TIMEOUT_S = 30.0
 
@@ -98,30 +100,28 @@ def gone(process: psutil.Process) -> bool:
         return True
 
 
-async def test_a_killed_server_takes_its_worker_down_and_its_task_is_failed_as_interrupted(
-    stores: Stores,
-    settings: Settings,
-    big_images: list[Path],
-    servers: list[ServerProcess],
-    tmp_path: Path,
+async def test_a_server_killed_during_a_training_takes_its_worker_down_and_the_next_fails_it(
+    stores: Stores, settings: Settings, servers: list[ServerProcess], tmp_path: Path
 ) -> None:
-    await build_project(stores, "orphans", big_images[:60])
-    # One attempt, as a training has: nothing may run it again by itself.
-    task = await stores.task.enqueue("export", {}, dataset="orphans", max_attempts=1)
+    await stores.dataset.import_dataset("coco8", TEST_DATA / "coco8", create=True)
+    # Far more epochs than the test lasts: only the kill can end it.
+    task = await start_training(
+        stores, "coco8", {"base": "yolo11n.yaml", "epochs": 500, "imgsz": 64, "batch": 2}
+    )
+    assert task.max_attempts == 1
     log = tmp_path / "server.log"
     first = ServerProcess(settings.data_dir, log, heartbeat_s=2.0)
     servers.append(first)
 
-    async def exporting() -> TaskInfo:
-        return await stores.task.get(task.id)
+    async def training() -> tuple[TaskInfo, int]:
+        return await stores.task.get(task.id), len(await stores.task.epochs(task.id))
 
-    running = await wait_until(
-        exporting,
-        lambda t: t.status == TaskStatus.RUNNING and t.progress > 0,
-        within=20,
-        what="the export to start",
+    await wait_until(
+        training,
+        lambda seen: seen[0].status == TaskStatus.RUNNING and seen[1] >= 1,
+        within=60,
+        what="the first epoch",
     )
-    assert running.worker is not None
     workers = first.workers()
     assert len(workers) == 1, first.output()
     worker = workers[0]
@@ -134,21 +134,23 @@ async def test_a_killed_server_takes_its_worker_down_and_its_task_is_failed_as_i
     while not gone(worker):
         assert time.monotonic() - killed_at < 5, "the worker outlived its server by 5 s"
         await asyncio.sleep(0.05)
-    # It stopped mid-task: the task is still the dead worker's, unfinished.
-    orphaned = await stores.task.get(task.id)
-    assert orphaned.status == TaskStatus.RUNNING, "the orphaned worker went on with its task"
-    assert orphaned.progress < 1
+    # It stopped mid-training: the task is still the dead worker's, unfinished.
+    orphaned, epochs = await training()
+    assert orphaned.status == TaskStatus.RUNNING, "the orphaned worker went on training"
+    assert epochs < 500
 
     second = ServerProcess(settings.data_dir, log, heartbeat_s=1.0)
     servers.append(second)
-    failed = await wait_until(
-        exporting,
-        lambda t: t.status != TaskStatus.RUNNING,
+    failed, _ = await wait_until(
+        training,
+        lambda seen: seen[0].status != TaskStatus.RUNNING,
         within=10,
-        what="the silent task to be settled",
+        what="the silent training to be settled",
     )
     assert failed.status == TaskStatus.FAILED, failed
     assert failed.error is not None and "interrupted" in failed.error
     assert failed.attempts == 1  # never run again
+    await asyncio.sleep(0.5)  # a few runner rounds: none of them claims it
+    assert (await stores.task.get(task.id)).status == TaskStatus.FAILED
     assert second.workers() == []
     assert second.process.poll() is None
