@@ -150,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # SIGTERM from the runner (cancel, shutdown) or from the kernel when the runner died.
     signal.signal(signal.SIGTERM, lambda *_: _stop_now("SIGTERM"))
+    if args.parent_pid is not None:
+        # Ctrl-C on ``ydc worker`` reaches its workers too: their runner stops them (SIGTERM),
+        # rather than each unwinding on its own.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(args.parent_pid if args.parent_pid is not None else os.getppid())
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s worker %(message)s")
