@@ -1,0 +1,219 @@
+"""The model registry's use cases: a project's models as a page shows them, make one active,
+delete one (the active one only when the person says so twice), its weights file, an existing
+``.pt`` uploaded as a model, and the log a training keeps.
+
+A ``.pt`` file is a zip archive (``torch.save``'s format since PyTorch 1.6): an upload that does
+not start with the zip magic ``PK\\x03\\x04`` is refused before anything is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from app.domain.errors import Conflict, Invalid, NotFound
+from app.domain.models import ModelInfo, TaskInfo
+from app.domain.stores import Stores
+from app.domain.training import KIND as TRAIN
+from app.services.projects import get_project
+
+UPLOADED = "uploaded"  # the base_model of a model that came in as a file
+ZIP_MAGIC = b"PK\x03\x04"
+COPY_CHUNK = 2**20
+LOG_LINES = 500
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """A model as the models page shows it: the registry's row and what its metrics say."""
+
+    info: ModelInfo
+    final: dict[str, float] = field(default_factory=dict)  # the last epoch's figures
+    images: dict[str, int] = field(default_factory=dict)  # trained on: images per split
+    boxes: int | None = None
+    duration_s: float | None = None
+    device: str | None = None
+    task_id: int | None = None
+    files: list[tuple[str, int]] = field(default_factory=list)  # its folder: (name, bytes)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+
+def _floats(raw: Any) -> dict[str, float]:
+    if not isinstance(raw, dict):
+        return {}
+    found = {}
+    for key, value in raw.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+            found[str(key)] = float(value)
+    return found
+
+
+def model_view(info: ModelInfo) -> ModelView:
+    """What a model's metrics say, read leniently (a model uploaded or trained by an older
+    ydc has fewer of them)."""
+    metrics = info.metrics or {}
+    final = _floats(metrics.get("final"))
+    if not final and isinstance(metrics.get("epochs"), list) and metrics["epochs"]:
+        final = _floats(metrics["epochs"][-1])
+    raw_snapshot = metrics.get("snapshot")
+    snapshot: dict[str, Any] = raw_snapshot if isinstance(raw_snapshot, dict) else {}
+    raw_images = snapshot.get("images")
+    images: dict[str, Any] = raw_images if isinstance(raw_images, dict) else {}
+    folder = info.path.parent
+    files = (
+        sorted((p.name, p.stat().st_size) for p in folder.iterdir() if p.is_file())
+        if folder.is_dir()
+        else []
+    )
+    task_id = metrics.get("task_id")
+    return ModelView(
+        info=info,
+        final=final,
+        images={str(k): int(v) for k, v in images.items() if isinstance(v, int)},
+        boxes=snapshot.get("boxes") if isinstance(snapshot.get("boxes"), int) else None,
+        duration_s=_floats(metrics).get("duration_s"),
+        device=str(metrics["device"]) if metrics.get("device") is not None else None,
+        task_id=task_id if isinstance(task_id, int) else None,
+        files=files,
+    )
+
+
+async def project_models(stores: Stores, project: str) -> list[ModelView]:
+    """The project's models, newest first. ``NotFound`` for an unknown project."""
+    found = await get_project(stores, project)
+    models = await stores.model.list(dataset=found.name)
+    return await asyncio.to_thread(lambda: [model_view(m) for m in models])
+
+
+async def get_model(stores: Stores, name: str) -> ModelView:
+    """One model. ``NotFound`` when there is none of that name."""
+    info = await stores.model.get(name)
+    if info is None:
+        raise NotFound(f"There is no model named {name!r}.")
+    return await asyncio.to_thread(model_view, info)
+
+
+async def activate_model(stores: Stores, name: str) -> ModelInfo:
+    """Make the model its project's active one (the others become inactive)."""
+    await stores.model.set_active(name)
+    info = await stores.model.get(name)
+    if info is None:  # deleted in between
+        raise NotFound(f"There is no model named {name!r}.")
+    return info
+
+
+async def delete_model(stores: Stores, name: str, *, active_confirmed: bool = False) -> ModelInfo:
+    """Delete the model and its weights. The project's active model is deleted only with
+    ``active_confirmed`` (``Conflict`` otherwise: something may be using it)."""
+    info = await stores.model.get(name)
+    if info is None:
+        raise NotFound(f"There is no model named {name!r}.")
+    if info.is_active and not active_confirmed:
+        raise Conflict(
+            f"{name!r} is the active model of {info.dataset_name}: tick “yes, delete the "
+            "active model” to delete it anyway."
+        )
+    if not await stores.model.delete(name):
+        raise NotFound(f"There is no model named {name!r}.")
+    return info
+
+
+async def model_weights(stores: Stores, name: str) -> Path:
+    """The model's weights file (its best epoch's). ``NotFound`` when the model or the file
+    is missing."""
+    return await stores.model.load(name)
+
+
+def check_weights_header(head: bytes, filename: str) -> None:
+    """Refuse what is not a PyTorch ``.pt`` file: the name and the zip magic."""
+    if not filename.lower().endswith(".pt"):
+        raise Invalid(f"{filename!r} is not a .pt file: choose the weights of a YOLO model.")
+    if not head.startswith(ZIP_MAGIC):
+        raise Invalid(
+            f"{filename!r} is not a PyTorch weights file (a .pt file is a zip archive; this one "
+            "does not start like one)."
+        )
+
+
+async def upload_model(
+    stores: Stores, project: str, name: str, handle: IO[bytes], filename: str
+) -> ModelInfo:
+    """Register an uploaded ``.pt`` as a model of the project (base ``uploaded``). ``Invalid``
+    for a bad name or a file that is no PyTorch archive, ``AlreadyExists`` for a taken name."""
+    found = await get_project(stores, project)
+    name = name.strip()
+    if not name:
+        raise Invalid("Name the model.")
+    handle.seek(0)
+    check_weights_header(handle.read(len(ZIP_MAGIC)), filename)
+    with tempfile.TemporaryDirectory(prefix="ydc-model-") as folder:
+        staged = Path(folder) / "best.pt"
+
+        def copy() -> None:
+            handle.seek(0)
+            with open(staged, "wb") as out:
+                shutil.copyfileobj(handle, out, COPY_CHUNK)
+
+        await asyncio.to_thread(copy)
+        return await stores.model.save(
+            name, staged, UPLOADED, found.name, 0, {"uploaded_as": filename}
+        )
+
+
+async def training_log(
+    stores: Stores, task_id: int, *, lines: int = LOG_LINES
+) -> tuple[TaskInfo, str | None, int]:
+    """A training's log: its task, the last ``lines`` lines (``None`` when there is no log
+    file yet, or any more) and how many lines the file has. ``NotFound`` for a task that is
+    no training."""
+    task = await stores.task.get(task_id)
+    if task.kind != TRAIN:
+        raise NotFound(f"Task {task_id} is not a training: it keeps no training log.")
+    data_dir = stores.data_dir.resolve()
+    written = (task.result or {}).get("log")
+    path = data_dir / str(written) if written else data_dir / "training" / f"task-{task.id}"
+    if not written:
+        path = path / "train.log"
+    path = path.resolve()
+    if not path.is_relative_to(data_dir):
+        return task, None, 0
+
+    def tail() -> tuple[str | None, int]:
+        try:
+            with open(path, "rb") as log:
+                count = 0
+                kept: deque[bytes] = deque(maxlen=lines)
+                for line in log:
+                    count += 1
+                    # A progress bar redraws its line after a carriage return: keep what a
+                    # terminal would show last.
+                    kept.append(line.rstrip(b"\r\n").rsplit(b"\r", 1)[-1])
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None, 0
+        return "\n".join(k.decode("utf-8", "replace") for k in kept), count
+
+    text, count = await asyncio.to_thread(tail)
+    return task, text, count
+
+
+__all__ = [
+    "UPLOADED",
+    "ModelView",
+    "activate_model",
+    "check_weights_header",
+    "delete_model",
+    "get_model",
+    "model_view",
+    "model_weights",
+    "project_models",
+    "training_log",
+    "upload_model",
+]
