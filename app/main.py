@@ -145,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(storage_pages.api_router)
     app.include_router(import_pages.router)
     app.include_router(import_pages.api_router)
+    app.include_router(training_pages.router)
     app.include_router(training_pages.api_router)
     app.include_router(evaluation_pages.router)
     app.include_router(evaluation_pages.api_router)
