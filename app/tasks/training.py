@@ -49,6 +49,7 @@ TRAINING_PROGRESS_CAP = 0.99  # progress stays below 1 until the model is regist
 LOG_NAME = "train.log"
 SNAPSHOT_NAME = "snapshot.json"
 RUN_NAME = "run"
+ULTRALYTICS_LOGGER = "ultralytics"  # the name of Ultralytics' LOGGER
 MAX_CHAIN = 50  # resumes of resumes followed at most
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -114,20 +115,19 @@ def prepare_ultralytics(data_dir: Path) -> None:
 # --- the training thread ---------------------------------------------------------------------
 
 
-class _Stop(Exception):
+class StopTraining(Exception):
     """Raised from a callback to stop the training between two batches."""
 
 
 @dataclass
-class _Bridge:
+class TrainingBridge:
     """Between the training thread (Ultralytics' callbacks) and the job's event loop."""
 
     loop: asyncio.AbstractEventLoop
     epochs: asyncio.Queue[tuple[int, int, dict[str, float]]]
     stop: threading.Event = field(default_factory=threading.Event)
     final: dict[str, float] = field(default_factory=dict)  # the evaluation of best.pt
-    device: str = ""
-    save_dir: str = ""
+    device: str = ""  # where it trains, as torch names it (cpu, cuda:0)
     _training_epoch: int | None = None
 
     def callbacks(self) -> dict[str, Any]:
@@ -141,21 +141,23 @@ class _Bridge:
 
     def _check_stop(self, trainer: Any) -> None:
         if not self.device:
-            self.device, self.save_dir = str(trainer.device), str(trainer.save_dir)
+            self.device = str(trainer.device)
         if self.stop.is_set():
-            raise _Stop
+            raise StopTraining
 
     def _epoch_trained(self, trainer: Any) -> None:
         self._training_epoch = trainer.epoch
 
     def _fit_epoch_end(self, trainer: Any) -> None:
-        losses = trainer.label_loss_items(trainer.tloss, prefix="train") if trainer.tloss else {}
-        figures = epoch_metrics(dict(trainer.metrics or {}), losses)
+        metrics = dict(trainer.metrics or {})
         # An epoch's own call follows its on_train_epoch_end; the one after the final evaluation
-        # of best.pt (epoch + 1, also after an early stop) does not.
+        # of best.pt (epoch + 1, also after an early stop) does not (its train losses are the
+        # last epoch's: left out).
         if self._training_epoch != trainer.epoch:
-            self.final = figures
+            self.final = epoch_metrics(metrics, {})
             return
+        losses = trainer.label_loss_items(trainer.tloss, prefix="train") if trainer.tloss else {}
+        figures = epoch_metrics(metrics, losses)
         self._training_epoch = None
         item = (trainer.epoch + 1, trainer.epochs, figures)
         self.loop.call_soon_threadsafe(self.epochs.put_nowait, item)
@@ -163,10 +165,8 @@ class _Bridge:
 
 
 def _epoch_line(epoch: int, epochs: int, figures: dict[str, float]) -> None:
-    from ultralytics.utils import LOGGER
-
     shown = ", ".join(f"{key} {value:.4g}" for key, value in figures.items())
-    LOGGER.info(f"ydc: epoch {epoch} of {epochs}: {shown}")
+    logging.getLogger(ULTRALYTICS_LOGGER).info(f"ydc: epoch {epoch} of {epochs}: {shown}")
 
 
 @dataclass
@@ -180,7 +180,7 @@ class _Source:
     resumes: int | None = None
 
 
-def _train(bridge: _Bridge, params: TrainingParams, source: _Source) -> bool:
+def _train(bridge: TrainingBridge, params: TrainingParams, source: _Source) -> bool:
     """Build the model and train it (blocking): from scratch, from a registry model's weights,
     or (a resume) on from a ``last.pt``. True when a cancel stopped it."""
     import torch
@@ -229,7 +229,7 @@ def _train(bridge: _Bridge, params: TrainingParams, source: _Source) -> bool:
         model.add_callback(event, callback)
     try:
         model.train(**arguments)
-    except _Stop:
+    except StopTraining:
         return True
     except Exception:
         if bridge.stop.is_set():
@@ -306,7 +306,7 @@ def _training_log(path: Path, first_lines: list[str]) -> Iterator[None]:
     handler = _LogFile(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     handler.setLevel(logging.INFO)
-    logger = logging.getLogger("ultralytics")
+    logger = logging.getLogger(ULTRALYTICS_LOGGER)
     logger.addHandler(handler)
     try:
         yield
@@ -339,7 +339,7 @@ async def train_project(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
     await ctx.progress(0.0, "loading Ultralytics")
     await asyncio.to_thread(prepare_ultralytics, stores.data_dir)
 
-    bridge = _Bridge(asyncio.get_running_loop(), asyncio.Queue())
+    bridge = TrainingBridge(asyncio.get_running_loop(), asyncio.Queue())
     log_file = folder / LOG_NAME
     with _training_log(log_file, first_lines):
         stopped = await _follow(ctx, stores, bridge, params, source)
@@ -362,7 +362,11 @@ async def _append(path: Path, line: str) -> None:
 
 
 async def _follow(
-    ctx: TaskContext, stores: Stores, bridge: _Bridge, params: TrainingParams, source: _Source
+    ctx: TaskContext,
+    stores: Stores,
+    bridge: TrainingBridge,
+    params: TrainingParams,
+    source: _Source,
 ) -> bool:
     """Run the training thread; meanwhile record each epoch that comes in and report it, and
     pass a cancel on to the thread. True when it stopped for a cancel."""
@@ -401,7 +405,7 @@ async def _register(
     stores: Stores,
     params: TrainingParams,
     source: _Source,
-    bridge: _Bridge,
+    bridge: TrainingBridge,
     started: float,
     folder: Path,
 ) -> dict[str, Any]:
@@ -484,4 +488,11 @@ def stores_relative(data_dir: Path, path: Path) -> str:
     return path.relative_to(data_dir).as_posix()
 
 
-__all__ = ["offline_environment", "prepare_ultralytics", "train_project", "training_folder"]
+__all__ = [
+    "StopTraining",
+    "TrainingBridge",
+    "offline_environment",
+    "prepare_ultralytics",
+    "train_project",
+    "training_folder",
+]

@@ -26,7 +26,7 @@ from app.main import create_app
 from app.services.training import training_epochs
 from app.tasks.context import TaskContext
 from app.tasks.runner import TaskRunner
-from app.tasks.training import train_project
+from app.tasks.training import StopTraining, TrainingBridge, train_project
 from tests.conftest import TEST_DATA, arm_csrf, encode, make_image
 from tests.tasks.conftest import process_gone, wait_until
 from tests.tasks.test_durable_tasks import FINISHED, get_task, serving
@@ -344,3 +344,49 @@ async def refused(settings: Settings, stores: Stores, body: dict[str, Any]) -> s
     assert response.status_code == 422, response.text
     assert await stores.task.list() == []
     return str(response.json()["detail"])
+
+
+class FakeTrainer:
+    """What the callbacks read of an Ultralytics trainer."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epoch, self.epochs = 0, epochs
+        self.device = "cpu"
+        self.metrics: dict[str, float] = {}
+        self.tloss: dict[str, float] = {}
+
+    def label_loss_items(self, tloss: dict[str, float], prefix: str = "train") -> dict[str, float]:
+        return {f"{prefix}/{key}": value for key, value in tloss.items()}
+
+    def finish_epoch(self, bridge: Any, epoch: int, map50: float) -> None:
+        self.epoch = epoch
+        self.tloss = {"box_loss": 1.0 / (epoch + 1)}
+        self.metrics = {"metrics/mAP50(B)": map50, "val/box_loss": 2.0}
+        bridge.callbacks()["on_train_epoch_end"](self)
+        bridge.callbacks()["on_fit_epoch_end"](self)
+
+
+async def test_the_callbacks_hand_each_epoch_over_once_and_keep_the_final_evaluation_apart() -> (
+    None
+):
+    bridge = TrainingBridge(asyncio.get_running_loop(), asyncio.Queue())
+    trainer = FakeTrainer(epochs=10)
+    bridge.callbacks()["on_pretrain_routine_end"](trainer)
+    for epoch, map50 in enumerate((0.1, 0.3, 0.2)):
+        trainer.finish_epoch(bridge, epoch, map50)
+    # Early stop after the third epoch: the evaluation of best.pt comes as "epoch 4" of 10,
+    # with no on_train_epoch_end before it.
+    trainer.epoch, trainer.metrics = 3, {"metrics/mAP50(B)": 0.3}
+    bridge.callbacks()["on_fit_epoch_end"](trainer)
+    await asyncio.sleep(0)  # the handed-over epochs land in the loop's queue
+
+    got = [bridge.epochs.get_nowait() for _ in range(bridge.epochs.qsize())]
+    assert [(epoch, epochs) for epoch, epochs, _ in got] == [(1, 10), (2, 10), (3, 10)]
+    assert got[1][2] == {"map50": 0.3, "box_loss": 0.5, "val_box_loss": 2.0}
+    assert bridge.final == {"map50": 0.3}
+    assert bridge.device == "cpu"
+
+    bridge.stop.set()
+    for event in ("on_pretrain_routine_end", "on_train_epoch_start", "on_train_batch_end"):
+        with pytest.raises(StopTraining):
+            bridge.callbacks()[event](trainer)
