@@ -15,6 +15,8 @@ from app.db.migrate import upgrade_to_head
 from app.domain.stores import Stores
 from app.repositories import create_stores
 
+pytest_plugins = ["tests.shapes"]  # the session fixture shapes_model
+
 # Small real exports from other tools, kept in the repository (CI runs on a bare clone).
 TEST_DATA = Path(__file__).resolve().parent / "data"
 
