@@ -12,6 +12,7 @@ from app.domain.export_formats import ULTRALYTICS
 from app.domain.models import SPLITS
 from app.domain.stores import Stores
 from app.tasks.context import TaskContext
+from app.tasks.evaluation import evaluate_model
 from app.tasks.training import train_project  # torch and Ultralytics only when it runs
 
 Job = Callable[[TaskContext, Stores], Awaitable[dict[str, Any]]]
@@ -107,4 +108,5 @@ JOBS: dict[str, Job] = {
     "reconcile": reconcile_storage,
     "sync": sync_storage,
     "train": train_project,
+    "evaluate": evaluate_model,
 }
