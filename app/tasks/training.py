@@ -203,10 +203,13 @@ def _train(bridge: TrainingBridge, params: TrainingParams, source: _Source) -> b
             )
         # The rest (epochs, image size, batch, ...) comes from the checkpoint. The folders are
         # given again in case the data dir has moved since.
-        arguments: dict[str, Any] = {"resume": True, "device": device, "workers": 0}
-        arguments["save_dir"] = str(run)
-        if source.data_yaml is not None:
-            arguments["data"] = str(source.data_yaml)
+        arguments: dict[str, Any] = {
+            "resume": True,
+            "device": device,
+            "workers": 0,
+            "save_dir": str(run),
+            "data": str(source.data_yaml),
+        }
     else:
         model = YOLO(str(weights)) if weights is not None else YOLO(params.base)
         arguments = {
@@ -246,6 +249,12 @@ async def _fresh(ctx: TaskContext, stores: Stores, params: TrainingParams, folde
     assert project is not None
     await ctx.progress(0.0, "freezing the dataset")
     snap = await stores.dataset.snapshot(project, folder / "dataset")
+    for split, role in (("train", "learn from"), ("val", "measure it on")):
+        if not snap.images.get(split):  # labels removed since it was queued
+            raise Invalid(
+                f"Project {project!r} has no labelled {split} images to {role} any more: "
+                f"label some {split} images first."
+            )
     snapshot = snap.to_dict()
     await asyncio.to_thread(
         (folder / SNAPSHOT_NAME).write_text, json.dumps(snapshot, indent=1), encoding="utf-8"
@@ -284,13 +293,12 @@ async def _resumed(stores: Stores, resume_of: int) -> _Source:
     except (OSError, ValueError):
         snapshot = {}
     data_yaml = root / "dataset" / "data.yaml"
-    return _Source(
-        root / RUN_NAME,
-        snapshot,
-        data_yaml=data_yaml if await asyncio.to_thread(data_yaml.is_file) else None,
-        weights=last,
-        resumes=resume_of,
-    )
+    if not await asyncio.to_thread(data_yaml.is_file):
+        raise Invalid(
+            f"The dataset snapshot training {resume_of} learnt from is gone ({data_yaml}): "
+            "start a new training."
+        )
+    return _Source(root / RUN_NAME, snapshot, data_yaml=data_yaml, weights=last, resumes=resume_of)
 
 
 class _LogFile(logging.FileHandler):

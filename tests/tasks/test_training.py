@@ -266,20 +266,52 @@ async def test_a_cancelled_training_keeps_its_weights_and_its_resume_finishes_th
     assert await training_epochs(stores, resumed_id) == merged
 
 
+async def claimed_training(
+    stores: Stores, settings: Settings, params: dict[str, Any], project: str = PROJECT
+) -> TaskContext:
+    """A training queued behind the API's back and claimed, to run its job in this process
+    (as far as it gets before Ultralytics)."""
+    await stores.task.enqueue("train", params, dataset=project, max_attempts=1)
+    claimed = await stores.task.claim("test-worker")
+    assert claimed is not None
+    return TaskContext(claimed, "test-worker", stores.task, settings.task_heartbeat_s)
+
+
 async def test_a_resume_whose_last_weights_are_gone_fails_with_the_reason(
     settings: Settings, stores: Stores
 ) -> None:
     await import_coco8(stores)
     earlier = await stores.task.enqueue("train", {"epochs": 3}, dataset=PROJECT, max_attempts=1)
     await stores.task.request_cancel(earlier.id)  # cancelled before it ran: no weights
-    await stores.task.enqueue(
-        "train", {"epochs": 3, "resume_of": earlier.id}, dataset=PROJECT, max_attempts=1
-    )
-    claimed = await stores.task.claim("test-worker")
-    assert claimed is not None
-    ctx = TaskContext(claimed, "test-worker", stores.task, settings.task_heartbeat_s)
+    ctx = await claimed_training(stores, settings, {"epochs": 3, "resume_of": earlier.id})
 
     with pytest.raises(Invalid, match=f"Training {earlier.id} left no weights to resume from"):
+        await train_project(ctx, stores)
+
+
+async def test_a_resume_whose_dataset_snapshot_is_gone_fails_with_the_reason(
+    settings: Settings, stores: Stores
+) -> None:
+    await import_coco8(stores)
+    earlier = await stores.task.enqueue("train", {"epochs": 3}, dataset=PROJECT, max_attempts=1)
+    await stores.task.request_cancel(earlier.id)
+    weights = settings.data_dir / "training" / f"task-{earlier.id}" / "run" / "weights"
+    weights.mkdir(parents=True)
+    (weights / "last.pt").write_bytes(b"weights of a run whose snapshot was deleted")
+    ctx = await claimed_training(stores, settings, {"epochs": 3, "resume_of": earlier.id})
+
+    with pytest.raises(Invalid, match=f"The dataset snapshot training {earlier.id} learnt from"):
+        await train_project(ctx, stores)
+
+
+async def test_a_training_whose_val_labels_went_after_it_was_queued_fails_with_the_reason(
+    settings: Settings, stores: Stores
+) -> None:
+    await labelled_project(stores)
+    ctx = await claimed_training(stores, settings, {"epochs": 1, "imgsz": 64}, project="small")
+    await stores.label.save("small", "val", "val.png", [])  # unlabelled again
+
+    with pytest.raises(Invalid, match="has no labelled val images to measure it on any more"):
         await train_project(ctx, stores)
 
 
