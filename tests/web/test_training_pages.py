@@ -414,6 +414,9 @@ async def test_deleting_a_model_asks_first_and_the_active_one_needs_its_tick(
     section = confirm.find("section", id="confirm-delete-model")
     assert "main-best.pt" in section.find("ul", class_="usage").text()
     assert section.find("input", name="active").attrs["type"] == "checkbox"
+    fragment = await client.get("/models/main/delete", headers=HTMX)
+    assert "<html" not in fragment.text and 'id="confirm-delete-model"' in fragment.text
+    assert "HX-Request" in fragment.headers["vary"]
     spare_confirm = parse((await client.get("/models/spare/delete")).text)
     assert spare_confirm.find_all("input", name="active") == []
 
