@@ -62,10 +62,9 @@ def figures(times: list[float]) -> dict[str, float]:
     }
 
 
-def client(base: str) -> httpx.Client:
-    http = httpx.Client(base_url=base, timeout=60)
-    token = http.get("/api/v1/csrf").json()["token"]
-    http.headers["X-CSRF-Token"] = token
+def arm(http: httpx.Client) -> httpx.Client:
+    """The client with the CSRF token every write sends back."""
+    http.headers["X-CSRF-Token"] = http.get("/api/v1/csrf").json()["token"]
     return http
 
 
@@ -85,7 +84,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            with client(base) as http:
+            with httpx.Client(base_url=base, timeout=60) as http:
+                arm(http)
                 for n in range(PROJECTS):
                     task = http.post(
                         "/api/v1/imports",
