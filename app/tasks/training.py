@@ -355,7 +355,10 @@ async def train_project(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
         last = source.run / "weights" / "last.pt"
         await _append(log_file, f"ydc: cancelled; the last finished epoch's weights: {last}")
         raise Cancelled(f"Task {ctx.task.id} was cancelled.")
-    await ctx.progress(TRAINING_PROGRESS_CAP, "registering the model")
+    # A cancel that came during the final evaluation is too late: the training has ended (and
+    # its last.pt is final, no longer resumable), so its model is kept.
+    with contextlib.suppress(Cancelled):
+        await ctx.progress(TRAINING_PROGRESS_CAP, "registering the model")
     result = await _register(ctx, stores, params, source, bridge, started, folder)
     await _append(log_file, f"ydc: registered model {result['model']!r}")
     return result
