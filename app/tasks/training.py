@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -292,6 +294,7 @@ async def _resumed(stores: Stores, resume_of: int) -> _Source:
         snapshot = json.loads(text)
     except (OSError, ValueError):
         snapshot = {}
+    await backfill_epochs(stores, resume_of, root / RUN_NAME / "results.csv")
     data_yaml = root / "dataset" / "data.yaml"
     if not await asyncio.to_thread(data_yaml.is_file):
         raise Invalid(
@@ -299,6 +302,33 @@ async def _resumed(stores: Stores, resume_of: int) -> _Source:
             "start a new training."
         )
     return _Source(root / RUN_NAME, snapshot, data_yaml=data_yaml, weights=last, resumes=resume_of)
+
+
+async def backfill_epochs(stores: Stores, task_id: int, results_csv: Path) -> list[int]:
+    """Record under ``task_id`` the epochs of its run's ``results.csv`` that its chain of
+    trainings lacks: a worker killed between Ultralytics saving an epoch and ydc recording it
+    would leave a hole in the chart of the resumed training. Returns the epochs added."""
+    try:
+        text = await asyncio.to_thread(results_csv.read_text, encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    known = {row["epoch"] for row in await training_epochs(stores, task_id)}
+    added: list[int] = []
+    for row in csv.DictReader(io.StringIO(text)):
+        values = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        try:
+            epoch = int(float(values.get("epoch", "")))
+        except ValueError:
+            continue
+        if epoch < 1 or epoch in known:
+            continue
+        losses = {k: v for k, v in values.items() if k.startswith("train/")}
+        figures = epoch_metrics(values, losses)
+        if figures:
+            await stores.task.record_epoch(task_id, epoch, figures)
+            known.add(epoch)
+            added.append(epoch)
+    return added
 
 
 class _LogFile(logging.FileHandler):
@@ -502,6 +532,7 @@ def stores_relative(data_dir: Path, path: Path) -> str:
 __all__ = [
     "StopTraining",
     "TrainingBridge",
+    "backfill_epochs",
     "offline_environment",
     "prepare_ultralytics",
     "train_project",

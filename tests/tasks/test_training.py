@@ -26,7 +26,7 @@ from app.main import create_app
 from app.services.training import training_epochs
 from app.tasks.context import TaskContext
 from app.tasks.runner import TaskRunner
-from app.tasks.training import StopTraining, TrainingBridge, train_project
+from app.tasks.training import StopTraining, TrainingBridge, backfill_epochs, train_project
 from tests.conftest import TEST_DATA, arm_csrf, encode, make_image
 from tests.tasks.conftest import process_gone, wait_until
 from tests.tasks.test_durable_tasks import FINISHED, get_task, serving
@@ -302,6 +302,36 @@ async def test_a_resume_whose_dataset_snapshot_is_gone_fails_with_the_reason(
 
     with pytest.raises(Invalid, match=f"The dataset snapshot training {earlier.id} learnt from"):
         await train_project(ctx, stores)
+
+
+RESULTS_CSV = """epoch,time,train/box_loss,train/cls_loss,train/dfl_loss,metrics/precision(B),\
+metrics/recall(B),metrics/mAP50(B),metrics/mAP50-95(B),val/box_loss,val/cls_loss,val/dfl_loss,lr/pg0
+1,0.2,5.9,5.2,3.7,0,0,0,0,6.5,6.1,4.1,2e-05
+2,0.2,4.9,4.2,2.7,0.1,0.2,0.3,0.1,5.5,5.1,3.1,5e-05
+3,0.2,3.9,3.2,1.7,0.2,0.3,0.4,0.2,4.5,4.1,2.1,8e-05
+"""
+
+
+async def test_epochs_saved_by_ultralytics_but_never_recorded_are_taken_from_its_results_csv(
+    stores: Stores, tmp_path: Path
+) -> None:
+    # A worker killed after Ultralytics saved epochs 2 and 3 but before ydc recorded them.
+    await import_coco8(stores)
+    earlier = await stores.task.enqueue("train", {"epochs": 9}, dataset=PROJECT, max_attempts=1)
+    await stores.task.record_epoch(earlier.id, 1, {"map50": 0.0, "box_loss": 5.9})
+    results = tmp_path / "results.csv"
+    results.write_text(RESULTS_CSV, encoding="utf-8")
+
+    added = await backfill_epochs(stores, earlier.id, results)
+    again = await backfill_epochs(stores, earlier.id, results)
+
+    assert (added, again) == ([2, 3], [])
+    epochs = await training_epochs(stores, earlier.id)
+    assert [row["epoch"] for row in epochs] == [1, 2, 3]
+    assert epochs[0] == {"epoch": 1, "map50": 0.0, "box_loss": 5.9}  # recorded rows stay
+    assert epochs[2]["map50"] == 0.4 and epochs[2]["box_loss"] == 3.9
+    assert epochs[2]["val_dfl_loss"] == 2.1 and epochs[2]["map50_95"] == 0.2
+    assert "lr/pg0" not in epochs[2] and "time" not in epochs[2]
 
 
 async def test_a_training_whose_val_labels_went_after_it_was_queued_fails_with_the_reason(
