@@ -1,6 +1,10 @@
 """The model registry's use cases: a project's models as a page shows them, make one active,
 delete one (the active one only when the person says so twice), its weights file, an existing
-``.pt`` uploaded as a model, and the log a training keeps.
+``.pt`` uploaded as a model, its export to ONNX (a task) and the exported file, and the log a
+training keeps.
+
+A model's ONNX export lies beside its weights, ``<its folder>/best.onnx``: deleting the model
+deletes it with the folder.
 
 A ``.pt`` file is a zip archive (``torch.save``'s format since PyTorch 1.6): an upload that does
 not start with the zip magic ``PK\\x03\\x04`` is refused before anything is stored.
@@ -26,6 +30,9 @@ UPLOADED = "uploaded"  # the base_model of a model that came in as a file
 ZIP_MAGIC = b"PK\x03\x04"
 COPY_CHUNK = 2**20
 LOG_LINES = 500
+ONNX_KIND = "export_onnx"  # the task kind of an ONNX export
+ONNX_NAME = "best.onnx"  # in the model's folder, beside its weights
+ONNX_MAX_ATTEMPTS = 2  # it only writes its own file, atomically: running it again is safe
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class ModelView:
     device: str | None = None
     task_id: int | None = None
     files: list[tuple[str, int]] = field(default_factory=list)  # its folder: (name, bytes)
+    has_onnx: bool = False  # exported to ONNX: its folder holds ONNX_NAME
 
     @property
     def name(self) -> str:
@@ -83,6 +91,7 @@ def model_view(info: ModelInfo) -> ModelView:
         device=str(metrics["device"]) if metrics.get("device") is not None else None,
         task_id=task_id if isinstance(task_id, int) else None,
         files=files,
+        has_onnx=any(name == ONNX_NAME for name, _ in files),
     )
 
 
@@ -130,6 +139,34 @@ async def model_weights(stores: Stores, name: str) -> Path:
     """The model's weights file (its best epoch's). ``NotFound`` when the model or the file
     is missing."""
     return await stores.model.load(name)
+
+
+def onnx_path(info: ModelInfo) -> Path:
+    """Where the model's ONNX export lies (or will): beside its weights."""
+    return info.path.parent / ONNX_NAME
+
+
+async def start_onnx_export(stores: Stores, model: str) -> TaskInfo:
+    """Queue the export of ``model``'s weights to ONNX. ``NotFound`` for an unknown model or
+    one whose weights are missing."""
+    info = await stores.model.get(model)
+    if info is None:
+        raise NotFound(f"There is no model named {model!r}.")
+    await stores.model.load(info.name)  # NotFound now, not in the worker, when they are gone
+    return await stores.task.enqueue(
+        ONNX_KIND, {"model": info.name}, dataset=info.dataset_name, max_attempts=ONNX_MAX_ATTEMPTS
+    )
+
+
+async def onnx_file(stores: Stores, model: str) -> Path:
+    """The model's ONNX export. ``NotFound`` for an unknown model or one not exported yet."""
+    info = await stores.model.get(model)
+    if info is None:
+        raise NotFound(f"There is no model named {model!r}.")
+    path = onnx_path(info)
+    if not await asyncio.to_thread(path.is_file):
+        raise NotFound(f"Model {model!r} has not been exported to ONNX yet.")
+    return path
 
 
 def check_weights_header(head: bytes, filename: str) -> None:
@@ -205,6 +242,8 @@ async def training_log(
 
 
 __all__ = [
+    "ONNX_KIND",
+    "ONNX_NAME",
     "UPLOADED",
     "ModelView",
     "activate_model",
@@ -213,7 +252,10 @@ __all__ = [
     "get_model",
     "model_view",
     "model_weights",
+    "onnx_file",
+    "onnx_path",
     "project_models",
+    "start_onnx_export",
     "training_log",
     "upload_model",
 ]

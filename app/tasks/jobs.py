@@ -13,6 +13,7 @@ from app.domain.models import SPLITS
 from app.domain.stores import Stores
 from app.tasks.context import TaskContext
 from app.tasks.evaluation import evaluate_model
+from app.tasks.onnx_export import export_model_onnx
 from app.tasks.training import train_project  # torch and Ultralytics only when it runs
 
 Job = Callable[[TaskContext, Stores], Awaitable[dict[str, Any]]]
@@ -109,4 +110,5 @@ JOBS: dict[str, Job] = {
     "sync": sync_storage,
     "train": train_project,
     "evaluate": evaluate_model,
+    "export_onnx": export_model_onnx,
 }

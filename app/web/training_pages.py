@@ -1,6 +1,7 @@
 """Training and the model registry over HTTP: the project page's training box, a training's
 panel with its chart and its log, resuming a stopped training, the models page (make active,
-download, delete, upload a ``.pt``), and their JSON twins under ``/api/v1``.
+download, export to ONNX and download that, delete, upload a ``.pt``), and their JSON twins
+under ``/api/v1``.
 
 The task panel (``tasks/_panel.html``) of a training polls ``/tasks/{id}/training-panel``,
 which renders the same panel with the training's epochs, chart and outcome; a training panel
@@ -308,6 +309,28 @@ async def model_weights(model: ModelName, stores: StoresDep) -> FileResponse:
     return _weights_response(view.info, await model_service.model_weights(stores, model))
 
 
+def _onnx_response(model: str, path: Any) -> FileResponse:
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=f"{model}.onnx",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.post("/models/{model}/onnx")
+async def export_onnx(request: Request, model: ModelName, stores: StoresDep) -> Response:
+    """Queue the model's export to ONNX; on to its task's page."""
+    task = await model_service.start_onnx_export(stores, model)
+    return redirect(request, f"/tasks/{task.id}")
+
+
+@router.get("/models/{model}/onnx")
+async def model_onnx(model: ModelName, stores: StoresDep) -> FileResponse:
+    """The model's ONNX export as a download (404 until it has been exported)."""
+    return _onnx_response(model, await model_service.onnx_file(stores, model))
+
+
 @asynccontextmanager
 async def _upload_form(request: Request) -> AsyncIterator[FormData]:
     """The multipart form of a model upload, refused early when its declared length is over
@@ -443,6 +466,19 @@ async def api_weights(model: ModelName, stores: StoresDep) -> FileResponse:
     """The model's weights (``.pt``)."""
     view = await model_service.get_model(stores, model)
     return _weights_response(view.info, await model_service.model_weights(stores, model))
+
+
+@api_router.post("/models/{model}/onnx", response_model=TaskOut, status_code=202)
+async def api_export_onnx(model: ModelName, stores: StoresDep) -> TaskOut:
+    """Queue the export of the model to ONNX (at its training image size, on the CPU); once
+    the task has succeeded, ``GET`` this URL for the file."""
+    return TaskOut.of(await model_service.start_onnx_export(stores, model))
+
+
+@api_router.get("/models/{model}/onnx", response_class=FileResponse)
+async def api_onnx(model: ModelName, stores: StoresDep) -> FileResponse:
+    """The model's ONNX export (``.onnx``); 404 until it has been exported."""
+    return _onnx_response(model, await model_service.onnx_file(stores, model))
 
 
 UPLOAD_BODY: dict[str, Any] = {
