@@ -596,8 +596,8 @@ class SqlDatasetStore(DatasetStore):
                 for image, lines in batch
                 if not image.missing and (lines or image.no_objects)
             ]
-            await asyncio.to_thread(_freeze, source, folder, kept)
-            for image, lines in kept:
+            frozen = await asyncio.to_thread(_freeze, source, folder, kept)
+            for image, lines in frozen:
                 counts[image.split] += 1
                 boxes += len(lines)
                 digest.update(f"{image.id}\n".encode())  # ids come in ascending order
@@ -1033,10 +1033,12 @@ class _ExportWriter:
 
 def _freeze(
     source: Path, folder: Path, kept: builtins.list[tuple[Image, builtins.list[Box]]]
-) -> None:
+) -> builtins.list[tuple[Image, builtins.list[Box]]]:
     """Link (or copy, across filesystems) each image into the snapshot and write its label
-    file from the boxes (empty for "no objects")."""
+    file from the boxes (empty for "no objects"). Returns those frozen: a file gone since the
+    last reconcile is left out, as an export leaves it out."""
     made: set[Path] = set()
+    frozen: builtins.list[tuple[Image, builtins.list[Box]]] = []
     for image, lines in kept:
         images, labels = folder / "images" / image.split, folder / "labels" / image.split
         if images not in made:
@@ -1047,10 +1049,17 @@ def _freeze(
         target = images / image.filename
         try:
             os.link(original, target)
+        except FileNotFoundError:
+            continue
         except OSError as error:
             if error.errno != errno.EXDEV:
                 raise
-            shutil.copy2(original, target)
+            try:
+                shutil.copy2(original, target)
+            except FileNotFoundError:
+                continue
         (labels / label_name(image.filename)).write_text(
             format_label_lines(lines), encoding="utf-8"
         )
+        frozen.append((image, lines))
+    return frozen

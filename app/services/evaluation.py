@@ -25,8 +25,7 @@ async def start_evaluation(stores: Stores, model: str) -> TaskInfo:
     )
     if not labelled:
         raise Invalid(
-            f"Project {info.dataset_name!r} has no labelled val images to evaluate "
-            f"{model!r} on."
+            f"Project {info.dataset_name!r} has no labelled val images to evaluate {model!r} on."
         )
     return await stores.task.enqueue(
         KIND, {"model": info.name}, dataset=info.dataset_name, max_attempts=MAX_ATTEMPTS

@@ -678,9 +678,7 @@ async def test_a_bad_label_line_is_left_out_and_reported_and_the_rest_comes_in(
     assert report.examples[reason][0].startswith("labels/train/b.txt:2")
     assert report.count(Reason.IMAGES) == 2
     assert report.count(Reason.BOXES) == 2
-    assert boxes(await stores.label.load(project, "train", "b.png")) == [
-        (1, 0.3, 0.5, 0.25, 0.25)
-    ]
+    assert boxes(await stores.label.load(project, "train", "b.png")) == [(1, 0.3, 0.5, 0.25, 0.25)]
     # The export's class names matched the project's (cat, dog) by name.
     assert [c.name for c in await stores.dataset.get_classes(project)] == list(CLASSES)
 
