@@ -4,6 +4,7 @@ htmx request, and ``Vary: HX-Request`` on all three (so a cache never mixes them
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,21 +25,28 @@ PAGES = [
     "/projects/birds/review",
     "/projects/birds/annotate/gull.png",
     "/projects/birds/annotate/gull.png?split=train&state=unlabelled",
+    "/projects/birds/models",
+    "/models/birds-1/delete",
     "/tasks",
     "/tasks/{task}",
+    "/tasks/{training}/log",
     "/storage",
     "/no-such-page",
 ]
 
 
 @pytest.fixture
-async def seeded(app: FastAPI) -> dict[str, int]:
+async def seeded(app: FastAPI, tmp_path: Path) -> dict[str, int]:
     stores = app.state.stores
     info = await stores.dataset.create("birds", ["gull", "crow"])
     task = await stores.task.enqueue("export", {}, dataset="birds")
+    training = await stores.task.enqueue("train", {"epochs": 3}, dataset="birds")
     image = encode(make_image(20, 10), ".png")
     await stores.image.save_file("birds", "train", "gull.png", io.BytesIO(image))
-    return {"gull": info.class_details[0].id, "task": task.id}
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(b"PK\x03\x04 weights")
+    await stores.model.save("birds-1", weights, "yolo11n.yaml", "birds", 3, {})
+    return {"gull": info.class_details[0].id, "task": task.id, "training": training.id}
 
 
 def _has_document(html: str) -> bool:
