@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from app.domain.errors import Conflict, Invalid, NotFound
 from app.domain.models import ModelInfo, TaskInfo
 from app.domain.stores import Stores
 from app.domain.training import KIND as TRAIN
+from app.domain.validation import IMAGE_SUFFIXES
 from app.services.projects import get_project
 
 UPLOADED = "uploaded"  # the base_model of a model that came in as a file
@@ -259,3 +261,53 @@ __all__ = [
     "training_log",
     "upload_model",
 ]
+
+
+# --- trying a model on a picture ------------------------------------------------------------
+
+TRY_KIND = "try_model"
+TRY_FOLDER = "tmp"  # the picture waits there; reconcile removes it after an hour
+
+
+async def start_try(
+    stores: Stores, project: str, handle: IO[bytes], filename: str, *, max_bytes: int
+) -> TaskInfo:
+    """Queue the project's active model on an uploaded picture (nothing is stored in the
+    project). ``Invalid`` without an active model, for a name that is no image type ydc reads,
+    or a picture over ``max_bytes``."""
+    found = await get_project(stores, project)
+    active = await stores.model.get_active(dataset=found.name)
+    if active is None:
+        raise Invalid(
+            f"Project {found.name!r} has no active model: make one active on this page first."
+        )
+    suffix = Path(filename).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise Invalid(f"{filename!r} is not a picture ydc reads ({', '.join(IMAGE_SUFFIXES)}).")
+    folder = stores.data_dir / TRY_FOLDER
+    target = folder / f"try-{uuid.uuid4().hex}{suffix}"
+
+    def copy() -> int:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle.seek(0)
+        with open(target, "wb") as out:
+            shutil.copyfileobj(handle, out, COPY_CHUNK)
+        return target.stat().st_size
+
+    size = await asyncio.to_thread(copy)
+    if size > max_bytes:
+        await asyncio.to_thread(target.unlink, missing_ok=True)
+        raise Invalid(f"The picture is larger than the upload limit of {max_bytes // 2**20} MB.")
+    params = {"model": active.name, "image": f"{TRY_FOLDER}/{target.name}"}
+    return await stores.task.enqueue(TRY_KIND, params, dataset=found.name, max_attempts=1)
+
+
+async def tried_picture(stores: Stores, task_id: int) -> Path:
+    """The picture a try ran on, while it is kept. ``NotFound`` otherwise."""
+    task = await stores.task.get(task_id)
+    if task.kind != TRY_KIND:
+        raise NotFound(f"Task {task_id} is not a model tried on a picture.")
+    path = stores.data_dir / str(task.params.get("image") or "")
+    if not path.is_file() or path.parent != stores.data_dir / TRY_FOLDER:
+        raise NotFound("The picture is no longer kept (pictures tried go after an hour).")
+    return path

@@ -15,6 +15,7 @@ from app.tasks.context import TaskContext
 from app.tasks.evaluation import evaluate_model
 from app.tasks.onnx_export import export_model_onnx
 from app.tasks.training import train_project  # torch and Ultralytics only when it runs
+from app.tasks.try_model import try_model
 
 Job = Callable[[TaskContext, Stores], Awaitable[dict[str, Any]]]
 
@@ -110,5 +111,6 @@ JOBS: dict[str, Job] = {
     "sync": sync_storage,
     "train": train_project,
     "evaluate": evaluate_model,
+    "try_model": try_model,
     "export_onnx": export_model_onnx,
 }

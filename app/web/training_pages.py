@@ -379,6 +379,33 @@ async def upload_model(request: Request, name: str, stores: StoresDep) -> Respon
     return redirect(request, _models_url(info.dataset_name))
 
 
+async def _try(request: Request, stores: Stores, project: str) -> TaskInfo:
+    """Queue the active model on the form's picture."""
+    settings: Settings = request.app.state.settings
+    async with _upload_form(request) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            raise Invalid("Choose a picture to try the model on.")
+        return await model_service.start_try(
+            stores, project, upload.file, upload.filename, max_bytes=settings.max_upload_bytes
+        )
+
+
+@router.post("/projects/{name}/models/try")
+async def try_model(request: Request, name: str, stores: StoresDep) -> Response:
+    """The active model on an uploaded picture (nothing saved); on to the task's page, which
+    shows the picture with its boxes."""
+    task = await _try(request, stores, name)
+    return redirect(request, f"/tasks/{task.id}")
+
+
+@router.get("/tries/{task_id}/picture")
+async def tried_picture(task_id: TaskId, stores: StoresDep) -> FileResponse:
+    """The picture a model was tried on, while it is kept (an hour)."""
+    path = await model_service.tried_picture(stores, task_id)
+    return FileResponse(path, headers={"Cache-Control": "no-store"})
+
+
 # --- API --------------------------------------------------------------------------------------
 
 
@@ -498,6 +525,13 @@ UPLOAD_BODY: dict[str, Any] = {
         },
     }
 }
+
+
+@api_router.post("/projects/{name}/models/try", response_model=TaskOut, status_code=202)
+async def api_try(request: Request, name: str, stores: StoresDep) -> TaskOut:
+    """Queue the project's active model on one picture (multipart ``file``); the task's result
+    holds its boxes (``name``, ``confidence``, normalised ``x``, ``y``, ``w``, ``h``)."""
+    return TaskOut.of(await _try(request, stores, name))
 
 
 @api_router.post(
