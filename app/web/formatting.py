@@ -39,7 +39,28 @@ def file_size(size: int) -> str:
     return plural(size, "byte")
 
 
+# What a person calls each kind of task (the kind itself is a code name).
+TASK_TITLES = {
+    "export": "Export",
+    "import": "Import",
+    "rebalance": "Rebalance",
+    "reconcile": "Reconcile",
+    "sync": "Sync from disk",
+    "train": "Training",
+    "evaluate": "Evaluation",
+    "export_onnx": "ONNX export",
+    "try_model": "Model tried",
+    "autolabel": "Auto-label",
+    "capture_video": "Video capture",
+}
+
+
+def task_title(kind: str) -> str:
+    return TASK_TITLES.get(kind, kind.replace("_", " ").capitalize())
+
+
 TEMPLATE_GLOBALS: dict[str, Any] = {
+    "task_title": task_title,
     "when": when,
     "iso": iso,
     "plural": plural,

@@ -61,6 +61,6 @@ def test_the_index_shows_a_project_its_export_task_and_the_source_link(
     task_row = page.locator(f"#task-row-{task['id']}")
     expect(task_row).to_have_count(1)
     expect(task_row.locator("td.col-id")).to_have_text(f"#{task['id']}")
-    expect(task_row.locator("td.col-kind")).to_have_text("export")
+    expect(task_row.locator("td.col-kind")).to_have_text("Export")
     expect(task_row.locator("td.col-project")).to_have_text("street-scenes")
     expect(task_row.locator("td.col-status")).to_have_text("succeeded")
