@@ -29,6 +29,7 @@ from app.web import (
     api_images,
     api_labels,
     api_uploads,
+    autolabel_pages,
     evaluation_pages,
     health_pages,
     image_pages,
@@ -149,5 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(training_pages.api_router)
     app.include_router(evaluation_pages.router)
     app.include_router(evaluation_pages.api_router)
+    app.include_router(autolabel_pages.router)
+    app.include_router(autolabel_pages.api_router)
     install_error_handlers(app)
     return app

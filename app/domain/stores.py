@@ -467,6 +467,25 @@ class LabelStore(ABC):
         """
 
     @abstractmethod
+    async def replace_suggestions(
+        self,
+        dataset: str,
+        model: str,
+        predictions: dict[str, Sequence[tuple[int, float, float, float, float, float]]],
+        *,
+        confidence: float = 0.0,
+    ) -> dict[str, int]:
+        """A model's predictions (class index, confidence, normalised centre and size) for images by
+        file name become that model's pending suggestions, in one unit of work: per image, the
+        model's earlier pending suggestions are replaced; a prediction under ``confidence``,
+        overlapping an accepted box of its class or matching a rejected suggestion of its class
+        (``app.domain.autolabel.screen``) is skipped. Accepted labels and versions are never
+        touched. Returns the counts ``added``, ``replaced``, ``below_confidence``,
+        ``overlap_accepted``, ``matches_rejected`` and ``gone`` (images no longer there).
+        ``Invalid`` for a model the project lacks or a bad box; ``NotFound`` (project).
+        """
+
+    @abstractmethod
     async def list_suggestions(self, dataset: str, filename: str) -> list[Annotation]:
         """The image's pending suggestions with their ids, in id order."""
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import and_, bindparam, distinct, exists, func, select, update
+from sqlalchemy import and_, bindparam, delete, distinct, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from app.db.models import Image, Label, Model, Project, ProjectClass
 from app.db.uow import Database, SqlUnitOfWork
+from app.domain.autolabel import Box, screen
 from app.domain.errors import Conflict, Invalid, NotFound
 from app.domain.labels import (
     ImageLabels,
@@ -357,6 +358,104 @@ class SqlLabelStore(LabelStore):
             )
             # Background suggestions never bump the version (an annotator's save must not fail).
             await uow.commit()
+
+    async def replace_suggestions(
+        self,
+        dataset: str,
+        model: str,
+        predictions: dict[str, Sequence[tuple[int, float, float, float, float, float]]],
+        *,
+        confidence: float = 0.0,
+    ) -> dict[str, int]:
+        counts = dict.fromkeys(
+            ("added", "replaced", "below_confidence", "overlap_accepted", "matches_rejected"), 0
+        )
+        counts["gone"] = 0
+        if not predictions:
+            return counts
+        async with self._db.unit() as uow:
+            session = uow.session
+            project = await project_by_name(session, dataset)
+            classes = await classes_of(session, project.id)
+            model_id = (await _model_ids(session, project.id, [model]))[model]
+            images = {
+                image.filename: image
+                for image in await session.scalars(
+                    select(Image).where(
+                        Image.project_id == project.id,
+                        Image.filename.in_(list(predictions)),
+                    )
+                )
+            }
+            counts["gone"] = len(set(predictions) - set(images))
+            ids = [image.id for image in images.values()]
+            positions = {c.id: position for position, c in enumerate(classes)}
+            accepted: dict[int, list[Box]] = {i: [] for i in ids}
+            rejected: dict[int, list[Box]] = {i: [] for i in ids}
+            mine: list[int] = []
+            rows = await session.execute(
+                select(
+                    Label.id,
+                    Label.image_id,
+                    Label.class_id,
+                    Label.x,
+                    Label.y,
+                    Label.w,
+                    Label.h,
+                    Label.status,
+                    Label.model_id,
+                ).where(Label.image_id.in_(ids))
+            )
+            for label_id, image_id, class_id, x, y, w, h, status, label_model in rows:
+                box = (positions.get(class_id, -1), x, y, w, h)
+                if status == LabelStatus.ACCEPTED:
+                    accepted[image_id].append(box)
+                elif status == LabelStatus.REJECTED:
+                    rejected[image_id].append(box)
+                elif label_model == model_id:
+                    mine.append(label_id)
+            if mine:
+                await session.execute(
+                    delete(Label)
+                    .where(Label.id.in_(mine))
+                    .execution_options(synchronize_session=False)
+                )
+            counts["replaced"] = len(mine)
+            stamp = now()
+            for filename, found in predictions.items():
+                image = images.get(filename)
+                if image is None:
+                    continue
+                kept = screen(found, accepted[image.id], rejected[image.id], confidence=confidence)
+                counts["below_confidence"] += kept.below_confidence
+                counts["overlap_accepted"] += kept.overlap_accepted
+                counts["matches_rejected"] += kept.matches_rejected
+                for cls, conf, x, y, w, h in kept.kept:
+                    ann = Annotation(cls, x, y, w, h, source=LabelSource.MODEL, confidence=conf)
+                    validate_annotation(
+                        ann, num_classes=len(classes), width=image.width, height=image.height
+                    )
+                    validate_confidence(ann.confidence)
+                    session.add(
+                        Label(
+                            image_id=image.id,
+                            class_id=classes[cls].id,
+                            x=x,
+                            y=y,
+                            w=w,
+                            h=h,
+                            source=LabelSource.MODEL,
+                            confidence=conf,
+                            status=LabelStatus.PENDING,
+                            model_id=model_id,
+                            created_at=stamp,
+                            updated_at=stamp,
+                        )
+                    )
+                    counts["added"] += 1
+            # Suggestions never bump the version (an annotator's save must not fail).
+            await uow.commit()
+        return counts
 
     async def accept_suggestions(
         self,

@@ -11,6 +11,7 @@ from typing import Any
 from app.domain.export_formats import ULTRALYTICS
 from app.domain.models import SPLITS
 from app.domain.stores import Stores
+from app.tasks.autolabel import autolabel_project
 from app.tasks.context import TaskContext
 from app.tasks.evaluation import evaluate_model
 from app.tasks.onnx_export import export_model_onnx
@@ -113,4 +114,5 @@ JOBS: dict[str, Job] = {
     "evaluate": evaluate_model,
     "try_model": try_model,
     "export_onnx": export_model_onnx,
+    "autolabel": autolabel_project,
 }

@@ -1,0 +1,83 @@
+"""Auto-label use cases: queue a registry model's predictions over a selection of a project's
+images as pending suggestions (the ``autolabel`` task), and what the form offers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.domain.autolabel import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_NMS_IOU,
+    fraction,
+    selection_filter,
+    training_imgsz,
+)
+from app.domain.errors import Invalid, NotFound
+from app.domain.models import SPLITS, ModelInfo, TaskInfo
+from app.domain.stores import Stores
+
+KIND = "autolabel"
+MAX_ATTEMPTS = 2  # a retry replaces the model's pending suggestions: safe to run again
+SELECTION_CHOICES = [
+    ("unlabelled", "Unlabelled images"),
+    *((f"split:{split}", f"The {split} split") for split in SPLITS),
+    ("all", "All images"),
+]
+
+
+async def models_for(stores: Stores, project: str) -> list[ModelInfo]:
+    """The project's models, the active one first, then newest first. ``NotFound`` (project)."""
+    if await stores.dataset.get(project) is None:
+        raise NotFound(f"There is no project named {project!r}.")
+    models = await stores.model.list(dataset=project)
+    return sorted(models, key=lambda m: not m.is_active)
+
+
+async def start_autolabel(stores: Stores, project: str, params: dict[str, Any]) -> TaskInfo:
+    """Queue the auto-labelling of ``project``: ``model`` (default: the active one),
+    ``selection`` (``unlabelled``, ``split:<name>``, ``all``), ``conf``, ``iou``, ``imgsz``.
+    ``NotFound`` (project, model), ``Invalid`` (no model to use, a model of another project,
+    bad thresholds or selection, nothing selected)."""
+    info = await stores.dataset.get(project)
+    if info is None:
+        raise NotFound(f"There is no project named {project!r}.")
+    name = params.get("model") or None
+    model: ModelInfo | None
+    if name is None:
+        model = await stores.model.get_active(dataset=info.name)
+        if model is None:
+            raise Invalid(
+                f"Project {info.name!r} has no active model to auto-label with: train one, or "
+                "make one of its models active, or choose a model."
+            )
+    else:
+        model = await stores.model.get(str(name))
+        if model is None:
+            raise NotFound(f"There is no model named {name!r}.")
+        if model.dataset_name.casefold() != info.name.casefold():
+            raise Invalid(f"Model {model.name!r} belongs to project {model.dataset_name!r}.")
+    selection = str(params.get("selection") or "unlabelled")
+    filters = selection_filter(selection)
+    conf = fraction(params.get("conf"), "confidence", DEFAULT_CONFIDENCE)
+    iou = fraction(params.get("iou"), "IoU threshold", DEFAULT_NMS_IOU)
+    imgsz = params.get("imgsz")
+    if imgsz in (None, ""):
+        size = training_imgsz(model.metrics)
+    else:
+        try:
+            size = int(imgsz)
+        except (TypeError, ValueError):
+            raise Invalid(f"The image size {imgsz!r} is not a whole number.") from None
+        if not 32 <= size <= 4096:
+            raise Invalid(f"The image size must lie between 32 and 4096, not {size}.")
+    if not await stores.image.count(info.name, filters):
+        raise Invalid(f"Project {info.name!r} has no images in the selection {selection!r}.")
+    return await stores.task.enqueue(
+        KIND,
+        {"model": model.name, "selection": selection, "conf": conf, "iou": iou, "imgsz": size},
+        dataset=info.name,
+        max_attempts=MAX_ATTEMPTS,
+    )
+
+
+__all__ = ["KIND", "SELECTION_CHOICES", "models_for", "start_autolabel"]
