@@ -36,6 +36,7 @@ from app.web import (
     import_pages,
     pages,
     review_pages,
+    session_pages,
     storage_pages,
     task_pages,
     training_pages,
@@ -152,5 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(evaluation_pages.api_router)
     app.include_router(autolabel_pages.router)
     app.include_router(autolabel_pages.api_router)
+    app.include_router(session_pages.router)
+    app.include_router(session_pages.api_router)
     install_error_handlers(app)
     return app

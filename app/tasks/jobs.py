@@ -12,6 +12,7 @@ from app.domain.export_formats import ULTRALYTICS
 from app.domain.models import SPLITS
 from app.domain.stores import Stores
 from app.tasks.autolabel import autolabel_project
+from app.tasks.capture import capture_video
 from app.tasks.context import TaskContext
 from app.tasks.evaluation import evaluate_model
 from app.tasks.onnx_export import export_model_onnx
@@ -114,5 +115,6 @@ JOBS: dict[str, Job] = {
     "evaluate": evaluate_model,
     "try_model": try_model,
     "export_onnx": export_model_onnx,
+    "capture_video": capture_video,
     "autolabel": autolabel_project,
 }

@@ -1,0 +1,156 @@
+"""Capture use cases: start a capture session from an uploaded video (the video is copied to
+``imports/capture/`` and a ``capture_video`` task turns it into frames, then removes it), list a
+project's sessions, and read one session with its task and some of its images.
+
+The staged videos live in a folder of their own: the storage reconcile removes loose files of
+``imports/`` that no *import* task reads, and a queued capture's video must not be among them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import IO
+
+from app.domain.capture import CaptureSettings, check_video_name, video_stem
+from app.domain.errors import Invalid, NotFound
+from app.domain.models import ImageFilter, ImageInfo, SessionInfo, SessionSource, TaskInfo
+from app.domain.stores import Stores
+
+KIND = "capture_video"
+STAGING = ("imports", "capture")
+COPY_CHUNK = 1024 * 1024
+THUMBNAILS = 24
+_SEARCH_PAGE = 200
+_SEARCH_PAGES = 10  # how far the thumbnails look before giving up
+
+
+class TooLarge(Invalid):
+    """The upload is over ``YDC_MAX_IMPORT_BYTES``."""
+
+    status = 413
+
+
+@dataclass
+class SessionView:
+    """A session with the task that fills it (if any) and up to ``THUMBNAILS`` of its images."""
+
+    session: SessionInfo
+    task: TaskInfo | None
+    images: list[ImageInfo]
+    name_filter: str | None  # the grid's text filter that finds its frames
+
+
+def staging_folder(stores: Stores) -> Path:
+    return stores.data_dir.joinpath(*STAGING)
+
+
+async def stage_video(stores: Stores, handle: IO[bytes], filename: str, *, max_bytes: int) -> Path:
+    """Copy an uploaded video into the staging folder, in a thread; ``Invalid`` for a name
+    that is no video, ``TooLarge`` past ``max_bytes`` (nothing is left behind)."""
+    check_video_name(filename)
+    folder = staging_folder(stores)
+    target = folder / f"video-{uuid.uuid4().hex}{PurePath(filename).suffix.lower()}"
+
+    def copy() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle.seek(0)
+        written = 0
+        with open(target, "wb") as out:
+            while block := handle.read(COPY_CHUNK):
+                written += len(block)
+                if written > max_bytes:
+                    raise TooLarge(
+                        f"The video is larger than the limit of {max_bytes / 2**20:.0f} MB "
+                        "(YDC_MAX_IMPORT_BYTES)."
+                    )
+                out.write(block)
+        if written == 0:
+            raise Invalid(f"{filename!r} is empty.")
+
+    try:
+        await asyncio.to_thread(copy)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return target
+
+
+async def start_video_capture(
+    stores: Stores, project: str, *, video: Path, filename: str, settings: CaptureSettings
+) -> tuple[SessionInfo, TaskInfo]:
+    """Open a capture session for the staged ``video`` and queue the task that fills it. The
+    staged video is removed when this fails (``NotFound`` for the project)."""
+    try:
+        if await stores.dataset.get(project) is None:
+            raise NotFound(f"There is no project named {project!r}.")
+        recorded = {**settings.to_dict(), "filename": filename}
+        session = await stores.session.create(project, SessionSource.VIDEO, recorded)
+        params = {
+            "session": session.id,
+            "source": str(video),
+            "filename": filename,
+            "settings": settings.to_dict(),
+        }
+        # One attempt: a retry would count the frames of the first one again.
+        task = await stores.task.enqueue(KIND, params, dataset=project, max_attempts=1)
+        session = await stores.session.record(
+            session.id, log=f"Uploaded {filename}; capture task #{task.id} queued."
+        )
+        return session, task
+    except BaseException:
+        await asyncio.to_thread(video.unlink, missing_ok=True)
+        raise
+
+
+async def list_sessions(stores: Stores, project: str) -> list[SessionInfo]:
+    """The project's sessions, newest first (``NotFound`` for the project)."""
+    return await stores.session.list(project)
+
+
+async def session_task(stores: Stores, session: SessionInfo) -> TaskInfo | None:
+    """The newest capture task that fills the session, if any is still on record."""
+    tasks = await stores.task.list(dataset=session.dataset, kinds=[KIND], limit=200)
+    for task in tasks:
+        if task.params.get("session") == session.id:
+            return task
+    return None
+
+
+async def session_view(stores: Stores, session_id: int) -> SessionView:
+    """A session with its task and some of its frames (``NotFound``)."""
+    session = await stores.session.get(session_id)
+    task = await session_task(stores, session)
+    filename = str(session.settings.get("filename") or "")
+    name_filter = f"{video_stem(filename)}-f" if filename else None
+    images = await _session_images(stores, session, name_filter) if name_filter else []
+    return SessionView(session, task, images, name_filter)
+
+
+async def _session_images(stores: Stores, session: SessionInfo, name: str) -> list[ImageInfo]:
+    """Up to ``THUMBNAILS`` of the session's frames. The grid has no session filter: the
+    frames are found by their name (``<video stem>-f…``) and kept when they carry the id."""
+    found: list[ImageInfo] = []
+    after: int | None = None
+    for _ in range(_SEARCH_PAGES):
+        page = await stores.image.search(
+            session.dataset, ImageFilter(name=name), after_id=after, limit=_SEARCH_PAGE
+        )
+        found += [i for i in page if i.session_id == session.id]
+        if len(found) >= THUMBNAILS or len(page) < _SEARCH_PAGE:
+            break
+        after = page[-1].id
+    return found[:THUMBNAILS]
+
+
+__all__ = [
+    "KIND",
+    "SessionView",
+    "TooLarge",
+    "list_sessions",
+    "session_view",
+    "stage_video",
+    "start_video_capture",
+]
