@@ -43,7 +43,9 @@ def pt_bytes() -> bytes:
     """What torch.save writes: a zip archive."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("model/data.pkl", b"weights")
+        # A fixed time: writestr with a bare name stamps the current second into the bytes,
+        # and two calls a second apart would then differ.
+        archive.writestr(zipfile.ZipInfo("model/data.pkl", (2026, 1, 1, 0, 0, 0)), b"weights")
     return buffer.getvalue()
 
 
