@@ -65,6 +65,9 @@ from app.repositories.mirror import (
 
 log = logging.getLogger(__name__)
 
+# Tasks that read a file uploaded into imports/ (a dataset zip; a video in imports/capture/).
+UPLOAD_KINDS = ("import", "capture_video")
+
 # A temp file younger than this may belong to an upload in flight in another process.
 TEMP_GRACE_S = 3600.0
 # Files under a project folder that are not ydc's but are expected there: Ultralytics writes
@@ -172,11 +175,11 @@ class Reconciler:
                 unlink_quietly(path)
 
     async def _awaited_uploads(self) -> set[str]:
-        """The uploaded zips an import task that has not ended will still read."""
+        """The uploads (dataset zips, capture videos) a task that has not ended will read."""
         async with self._db.reader() as session:
             params = await session.scalars(
                 select(Task.params).where(
-                    Task.kind == "import",
+                    Task.kind.in_(UPLOAD_KINDS),
                     Task.status.in_([TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]),
                 )
             )
@@ -185,12 +188,17 @@ class Reconciler:
     def _stale_uploads(
         self, kept: set[str], report: ReconcileReport, dry_run: bool, exclusive: bool
     ) -> None:
-        """Uploaded dataset zips (``imports/``) no unfinished import task reads: left by an
-        import whose worker died for good (a live task removes its own)."""
-        folder = self._layout.imports
-        if not folder.is_dir():
-            return
+        """Uploads no unfinished task reads (dataset zips in ``imports/``, capture videos in
+        ``imports/capture/``): left by a task whose worker died for good (a live task removes
+        its own)."""
         cutoff = time.time() - (0.0 if exclusive else TEMP_GRACE_S)
+        for folder in (self._layout.imports, self._layout.imports / "capture"):
+            if folder.is_dir():
+                self._stale_in(folder, kept, report, dry_run, cutoff)
+
+    def _stale_in(
+        self, folder: Path, kept: set[str], report: ReconcileReport, dry_run: bool, cutoff: float
+    ) -> None:
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
             path = Path(entry.path)
             if str(path) in kept or not entry.is_file(follow_symlinks=False):
@@ -200,7 +208,7 @@ class Reconciler:
             report.add(
                 Found.TEMP_REMOVED,
                 self._layout.relative(path),
-                "an uploaded dataset no import task will read",
+                "an upload (a dataset zip, a video) no task will read",
             )
             if not dry_run:
                 unlink_quietly(path)

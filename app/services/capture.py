@@ -2,8 +2,8 @@
 ``imports/capture/`` and a ``capture_video`` task turns it into frames, then removes it), list a
 project's sessions, and read one session with its task and some of its images.
 
-The staged videos live in a folder of their own: the storage reconcile removes loose files of
-``imports/`` that no *import* task reads, and a queued capture's video must not be among them.
+The staged videos live in a folder of their own; the storage reconcile keeps the ones a capture
+task that has not ended will read and removes the others (left by a worker that died).
 """
 
 from __future__ import annotations

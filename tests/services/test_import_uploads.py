@@ -42,3 +42,24 @@ async def test_a_reconcile_alone_also_removes_fresh_uploads_nobody_awaits(stores
     await stores.storage.reconcile(exclusive=True)
 
     assert list(folder.iterdir()) == []
+
+
+async def test_a_capture_video_awaited_by_its_task_is_kept_and_an_orphan_one_removed(
+    stores: Stores,
+) -> None:
+    folder = stores.data_dir / "imports" / "capture"
+    folder.mkdir(parents=True)
+    awaited, orphan = folder / "video-awaited.avi", folder / "video-orphan.avi"
+    for path in (awaited, orphan):
+        path.write_bytes(b"RIFF")
+    await stores.dataset.create("clips", [])
+    await stores.task.enqueue(
+        "capture_video", {"session": 1, "source": str(awaited)}, dataset="clips"
+    )
+
+    report = await stores.storage.reconcile(exclusive=True)
+
+    assert awaited.exists()
+    assert not orphan.exists()
+    removed = [f.path for f in report.findings if f.kind == Found.TEMP_REMOVED]
+    assert removed == ["imports/capture/video-orphan.avi"]
