@@ -18,19 +18,13 @@ from app.domain.capture import CaptureSettings, check_video_name, video_stem
 from app.domain.errors import Invalid, NotFound
 from app.domain.models import ImageFilter, ImageInfo, SessionInfo, SessionSource, TaskInfo
 from app.domain.stores import Stores
+from app.services.uploads import keep_upload
 
 KIND = "capture_video"
 STAGING = ("imports", "capture")
-COPY_CHUNK = 1024 * 1024
 THUMBNAILS = 24
 _SEARCH_PAGE = 200
 _SEARCH_PAGES = 10  # how far the thumbnails look before giving up
-
-
-class TooLarge(Invalid):
-    """The upload is over ``YDC_MAX_IMPORT_BYTES``."""
-
-    status = 413
 
 
 @dataclass
@@ -51,30 +45,10 @@ async def stage_video(stores: Stores, handle: IO[bytes], filename: str, *, max_b
     """Copy an uploaded video into the staging folder, in a thread; ``Invalid`` for a name
     that is no video, ``TooLarge`` past ``max_bytes`` (nothing is left behind)."""
     check_video_name(filename)
-    folder = staging_folder(stores)
-    target = folder / f"video-{uuid.uuid4().hex}{PurePath(filename).suffix.lower()}"
-
-    def copy() -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle.seek(0)
-        written = 0
-        with open(target, "wb") as out:
-            while block := handle.read(COPY_CHUNK):
-                written += len(block)
-                if written > max_bytes:
-                    raise TooLarge(
-                        f"The video is larger than the limit of {max_bytes / 2**20:.0f} MB "
-                        "(YDC_MAX_IMPORT_BYTES)."
-                    )
-                out.write(block)
-        if written == 0:
-            raise Invalid(f"{filename!r} is empty.")
-
-    try:
-        await asyncio.to_thread(copy)
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
+    target = staging_folder(stores) / f"video-{uuid.uuid4().hex}{PurePath(filename).suffix.lower()}"
+    if not await keep_upload(handle, target, max_bytes=max_bytes, what="The video"):
+        await asyncio.to_thread(target.unlink, missing_ok=True)
+        raise Invalid(f"{filename!r} is empty.")
     return target
 
 
@@ -148,7 +122,6 @@ async def _session_images(stores: Stores, session: SessionInfo, name: str) -> li
 __all__ = [
     "KIND",
     "SessionView",
-    "TooLarge",
     "list_sessions",
     "session_view",
     "stage_video",

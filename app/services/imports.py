@@ -9,7 +9,6 @@ import itself runs as a task (``app.tasks.jobs.import_dataset``), a chunk of ima
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,11 +19,11 @@ from app.domain.import_rules import ImportReport
 from app.domain.models import TaskInfo, TaskStatus
 from app.domain.stores import Stores
 from app.domain.validation import validate_project_name
+from app.services.uploads import keep_upload
 
 KIND = "import"
 MAX_ATTEMPTS = 3  # chunks already in are skipped as duplicates when it runs again
 UPLOADS = "imports"  # Layout.imports: reconcile removes what no import task awaits
-COPY_CHUNK = 1024 * 1024
 
 
 def server_folder(raw: str, roots: Sequence[Path]) -> Path:
@@ -52,24 +51,13 @@ def server_folder(raw: str, roots: Sequence[Path]) -> Path:
     return resolved
 
 
-async def stage_upload(stores: Stores, handle: IO[bytes], filename: str) -> Path:
-    """Copy an uploaded zip into ``imports/`` (where its task reads it), in a thread."""
+async def stage_upload(stores: Stores, handle: IO[bytes], filename: str, *, max_bytes: int) -> Path:
+    """Copy an uploaded zip into ``imports/`` (where its task reads it); ``TooLarge`` past
+    ``max_bytes``."""
     if not filename.lower().endswith(".zip"):
         raise Invalid(f"{filename!r} is not a .zip file: choose a zip of the dataset.")
-    folder = stores.data_dir / UPLOADS
-    target = folder / f"upload-{uuid.uuid4().hex}.zip"
-
-    def copy() -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle.seek(0)
-        with open(target, "wb") as out:
-            shutil.copyfileobj(handle, out, COPY_CHUNK)
-
-    try:
-        await asyncio.to_thread(copy)
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
+    target = stores.data_dir / UPLOADS / f"upload-{uuid.uuid4().hex}.zip"
+    await keep_upload(handle, target, max_bytes=max_bytes, what="The zip")
     return target
 
 

@@ -13,7 +13,6 @@ not start with the zip magic ``PK\\x03\\x04`` is refused before anything is stor
 from __future__ import annotations
 
 import asyncio
-import shutil
 import tempfile
 import uuid
 from collections import deque
@@ -27,10 +26,10 @@ from app.domain.stores import Stores
 from app.domain.training import KIND as TRAIN
 from app.domain.validation import IMAGE_SUFFIXES
 from app.services.projects import get_project
+from app.services.uploads import keep_upload
 
 UPLOADED = "uploaded"  # the base_model of a model that came in as a file
 ZIP_MAGIC = b"PK\x03\x04"
-COPY_CHUNK = 2**20
 LOG_LINES = 500
 ONNX_KIND = "export_onnx"  # the task kind of an ONNX export
 ONNX_NAME = "best.onnx"  # in the model's folder, beside its weights
@@ -195,13 +194,7 @@ async def upload_model(
     check_weights_header(handle.read(len(ZIP_MAGIC)), filename)
     with tempfile.TemporaryDirectory(prefix="ydc-model-") as folder:
         staged = Path(folder) / "best.pt"
-
-        def copy() -> None:
-            handle.seek(0)
-            with open(staged, "wb") as out:
-                shutil.copyfileobj(handle, out, COPY_CHUNK)
-
-        await asyncio.to_thread(copy)
+        await keep_upload(handle, staged)
         return await stores.model.save(
             name, staged, UPLOADED, found.name, 0, {"uploaded_as": filename}
         )
@@ -284,20 +277,8 @@ async def start_try(
     suffix = Path(filename).suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise Invalid(f"{filename!r} is not a picture ydc reads ({', '.join(IMAGE_SUFFIXES)}).")
-    folder = stores.data_dir / TRY_FOLDER
-    target = folder / f"try-{uuid.uuid4().hex}{suffix}"
-
-    def copy() -> int:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle.seek(0)
-        with open(target, "wb") as out:
-            shutil.copyfileobj(handle, out, COPY_CHUNK)
-        return target.stat().st_size
-
-    size = await asyncio.to_thread(copy)
-    if size > max_bytes:
-        await asyncio.to_thread(target.unlink, missing_ok=True)
-        raise Invalid(f"The picture is larger than the upload limit of {max_bytes // 2**20} MB.")
+    target = stores.data_dir / TRY_FOLDER / f"try-{uuid.uuid4().hex}{suffix}"
+    await keep_upload(handle, target, max_bytes=max_bytes, what="The picture")
     params = {"model": active.name, "image": f"{TRY_FOLDER}/{target.name}"}
     return await stores.task.enqueue(TRY_KIND, params, dataset=found.name, max_attempts=1)
 

@@ -19,6 +19,7 @@ from app.domain.stores import Stores
 from app.services import ingest as ingest_service
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
+from app.web.formatting import file_size
 from app.web.schemas import IngestResultOut, UploadOut, UploadTotals
 
 router = APIRouter(prefix="/api/v1", tags=["images"], dependencies=[Depends(require_csrf)])
@@ -68,6 +69,28 @@ UPLOAD_BODY = files_body(
 def request_byte_limit(settings: Settings) -> int:
     """The most one upload request may carry: a zip at its limit, plus the form's overhead."""
     return ingest_service.zip_byte_limit(settings.max_upload_bytes) + FORM_OVERHEAD_BYTES
+
+
+@asynccontextmanager
+async def large_upload_form(
+    request: Request, *, what: str, advice: str = "", max_files: int = 2, max_fields: int = 20
+) -> AsyncIterator[FormData]:
+    """The multipart form of one large upload (a dataset zip, a video, weights), refused (413)
+    before its body is read when its declared length is over ``YDC_MAX_IMPORT_BYTES``;
+    ``what`` names the file in the message, ``advice`` follows it."""
+    settings: Settings = request.app.state.settings
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > settings.max_import_bytes + FORM_OVERHEAD_BYTES:
+        raise HTTPException(
+            413,
+            f"The upload is {file_size(int(length))}; {what} may be at most "
+            f"{file_size(settings.max_import_bytes)} (YDC_MAX_IMPORT_BYTES).{advice}",
+        )
+    form = await request.form(max_files=max_files, max_fields=max_fields)
+    try:
+        yield form
+    finally:
+        await form.close()
 
 
 @asynccontextmanager

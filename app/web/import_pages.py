@@ -7,8 +7,7 @@ the import runs as a task whose page shows its progress and then links to the re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -21,6 +20,7 @@ from app.domain.import_rules import Group, ImportReport
 from app.domain.models import TaskInfo
 from app.domain.stores import Stores
 from app.services import imports as import_service
+from app.web.api_uploads import large_upload_form
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
 from app.web.render import redirect, render
@@ -31,29 +31,15 @@ from app.web.task_pages import TaskId
 router = APIRouter(dependencies=[Depends(require_csrf)], include_in_schema=False)
 api_router = APIRouter(prefix="/api/v1", tags=["import"], dependencies=[Depends(require_csrf)])
 
-FORM_OVERHEAD_BYTES = 2**20
 TRUE = {"1", "true", "on", "yes"}
 
 
-@asynccontextmanager
-async def _import_form(request: Request) -> AsyncIterator[FormData]:
-    """The multipart (or plain) form of an import request, refused early when its declared
-    length is over the import limit."""
-    settings: Settings = request.app.state.settings
-    limit = settings.max_import_bytes + FORM_OVERHEAD_BYTES
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise HTTPException(
-            413,
-            f"The upload is {int(length) / 2**30:.1f} GB; an uploaded dataset may be at most "
-            f"{settings.max_import_bytes / 2**30:.1f} GB (YDC_MAX_IMPORT_BYTES). Put it in a "
-            "folder under YDC_IMPORT_ROOTS and import the folder instead.",
-        )
-    form = await request.form(max_files=2, max_fields=20)
-    try:
-        yield form
-    finally:
-        await form.close()
+def _import_form(request: Request) -> AbstractAsyncContextManager[FormData]:
+    return large_upload_form(
+        request,
+        what="an uploaded dataset",
+        advice=" Put it in a folder under YDC_IMPORT_ROOTS and import the folder instead.",
+    )
 
 
 async def _start(
@@ -75,7 +61,9 @@ async def _start(
     if chosen is not None:
         filename = chosen.filename or "dataset.zip"
         name = project or import_service.project_name_for(filename)
-        staged = await import_service.stage_upload(stores, chosen.file, filename)
+        staged = await import_service.stage_upload(
+            stores, chosen.file, filename, max_bytes=settings.max_import_bytes
+        )
         return await import_service.start_import(
             stores,
             project=name,

@@ -3,11 +3,10 @@ page, a session's page, and their JSON twins under ``/api/v1``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 from starlette.datastructures import FormData, UploadFile
@@ -18,6 +17,7 @@ from app.domain.errors import Invalid
 from app.domain.models import SPLITS, SessionInfo, TaskInfo
 from app.domain.stores import Stores
 from app.services import capture as capture_service
+from app.web.api_uploads import large_upload_form
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
 from app.web.render import redirect, render
@@ -26,7 +26,6 @@ from app.web.schemas import TaskOut
 router = APIRouter(dependencies=[Depends(require_csrf)], include_in_schema=False)
 api_router = APIRouter(prefix="/api/v1", tags=["sessions"], dependencies=[Depends(require_csrf)])
 
-FORM_OVERHEAD_BYTES = 2**20
 SessionId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
@@ -65,24 +64,8 @@ class SessionDetailOut(SessionOut):
     task: TaskOut | None
 
 
-@asynccontextmanager
-async def _video_form(request: Request) -> AsyncIterator[FormData]:
-    """The multipart form of a video upload, refused early when its declared length is over
-    the import limit."""
-    settings: Settings = request.app.state.settings
-    limit = settings.max_import_bytes + FORM_OVERHEAD_BYTES
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise HTTPException(
-            413,
-            f"The upload is {int(length) / 2**20:.0f} MB; a video may be at most "
-            f"{settings.max_import_bytes / 2**20:.0f} MB (YDC_MAX_IMPORT_BYTES).",
-        )
-    form = await request.form(max_files=1, max_fields=20)
-    try:
-        yield form
-    finally:
-        await form.close()
+def _video_form(request: Request) -> AbstractAsyncContextManager[FormData]:
+    return large_upload_form(request, what="a video", max_files=1)
 
 
 async def _start(

@@ -10,12 +10,11 @@ rendered elsewhere (the task page, a cancel) fetches that once on load.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Depends, Form, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Form, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from markupsafe import Markup
 from pydantic import BaseModel
@@ -30,6 +29,7 @@ from app.services import models as model_service
 from app.services import tasks as task_service
 from app.services import training as training_service
 from app.services.projects import get_project
+from app.web.api_uploads import large_upload_form
 from app.web.charts import training_chart
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
@@ -42,7 +42,6 @@ router = APIRouter(dependencies=[Depends(require_csrf)], include_in_schema=False
 api_router = APIRouter(prefix="/api/v1", tags=["training"], dependencies=[Depends(require_csrf)])
 
 ModelName = Annotated[str, Path(min_length=1, max_length=200)]
-FORM_OVERHEAD_BYTES = 2**20
 TRAIN_FIELDS = ("base", "epochs", "imgsz", "batch", "patience")
 # Which field a refusal is about, by how validate_training_params words it.
 ERROR_FIELDS = {
@@ -331,24 +330,9 @@ async def model_onnx(model: ModelName, stores: StoresDep) -> FileResponse:
     return _onnx_response(model, await model_service.onnx_file(stores, model))
 
 
-@asynccontextmanager
-async def _upload_form(request: Request) -> AsyncIterator[FormData]:
-    """The multipart form of a model upload, refused early when its declared length is over
-    the upload limit (the import limit: weights are large)."""
-    settings: Settings = request.app.state.settings
-    limit = settings.max_import_bytes + FORM_OVERHEAD_BYTES
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise HTTPException(
-            413,
-            f"The upload is {int(length) / 2**30:.1f} GB; a model may be at most "
-            f"{settings.max_import_bytes / 2**30:.1f} GB (YDC_MAX_IMPORT_BYTES).",
-        )
-    form = await request.form(max_files=2, max_fields=10)
-    try:
-        yield form
-    finally:
-        await form.close()
+def _upload_form(request: Request) -> AbstractAsyncContextManager[FormData]:
+    """A model upload or a picture to try: weights are large, so the import limit."""
+    return large_upload_form(request, what="a model", max_fields=10)
 
 
 async def _upload(stores: Stores, project: str, form: FormData) -> ModelInfo:
