@@ -21,7 +21,7 @@ OVERLAP_IOU = 0.7  # same class and at least this IoU: the same object
 DEFAULT_CONFIDENCE = 0.25
 DEFAULT_NMS_IOU = 0.7
 DEFAULT_IMGSZ = 640
-SELECTIONS = ("unlabelled", "all")  # and "split:<name>"
+SELECTIONS = ("unlabelled", "all")  # and "split:<name>", "session:<id>"
 
 # class, confidence, centre x, centre y, width, height (normalised)
 Prediction = tuple[int, float, float, float, float, float]
@@ -52,7 +52,8 @@ def map_classes(
 
 def selection_filter(selection: str) -> ImageFilter | None:
     """The image filter of a selection: ``unlabelled`` (images with no accepted box and no
-    "no objects" mark), ``split:<name>`` or ``all`` (``None``). ``Invalid`` otherwise."""
+    "no objects" mark), ``split:<name>``, ``session:<id>`` (a capture session's frames) or
+    ``all`` (``None``). ``Invalid`` otherwise."""
     if selection == "unlabelled":
         return ImageFilter(state=ImageState.UNLABELLED)
     if selection == "all":
@@ -62,7 +63,12 @@ def selection_filter(selection: str) -> ImageFilter | None:
         if split in SPLITS:
             return ImageFilter(split=split)
         raise Invalid(f"{split!r} is not a split ({', '.join(SPLITS)}).")
-    choices = ", ".join([*SELECTIONS, *(f"split:{s}" for s in SPLITS)])
+    if selection.startswith("session:"):
+        number = selection.removeprefix("session:")
+        if number.isdigit() and 1 <= int(number) < 2**63:
+            return ImageFilter(session_id=int(number))
+        raise Invalid(f"{number!r} is not a capture session's number.")
+    choices = ", ".join([*SELECTIONS, *(f"split:{s}" for s in SPLITS), "session:<number>"])
     raise Invalid(f"{selection!r} is not a selection of images ({choices}).")
 
 

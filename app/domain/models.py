@@ -150,6 +150,7 @@ class ImageFilter:
     state: ImageState | None = None
     class_id: int | None = None  # stable id of a class among the image's accepted boxes
     name: str | None = None  # part of the file name, ignoring case
+    session_id: int | None = None  # frames of one capture session
 
 
 @dataclass

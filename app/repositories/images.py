@@ -679,6 +679,8 @@ class SqlImageStore(ImageStore):
                     Label.class_id == filters.class_id,
                 )
             )
+        if filters.session_id is not None:
+            clauses.append(Image.session_id == filters.session_id)
         if filters.name:
             # Stored names are NFC; SQLite's LIKE folds ASCII case only, so a part of the stem
             # is also looked up in the casefolded stem key (full Unicode case folding).

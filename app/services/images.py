@@ -4,7 +4,7 @@ previous/next image under a filter. (Rebalancing is a task:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.domain.errors import Invalid
@@ -37,7 +37,7 @@ async def list_images(
     if not 1 <= limit <= MAX_PAGE:
         raise Invalid(f"A page holds 1 to {MAX_PAGE} images (limit was {limit}).")
     if filters is not None and filters.name is not None and not filters.name.strip():
-        filters = ImageFilter(filters.split, filters.state, filters.class_id, None)
+        filters = replace(filters, name=None)
     # One more than asked says whether a next page exists without asking for an empty one.
     found = await stores.image.search(project, filters, after_id=cursor, limit=limit + 1)
     items = found[:limit]

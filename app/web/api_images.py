@@ -41,6 +41,7 @@ Blank = BeforeValidator(_blank_is_none)
 # the optional parameter, so a blank value that became None is not compared with them.
 MAX_ID = 2**63 - 1
 ClassId = Annotated[int, Field(ge=1, le=MAX_ID)]
+SessionId = Annotated[int, Field(ge=1, le=MAX_ID)]
 Cursor = Annotated[int, Field(ge=0, le=MAX_ID)]
 NamePart = Annotated[str, Field(max_length=200)]
 
@@ -63,6 +64,9 @@ async def list_images(
     q: Annotated[
         NamePart | None, Blank, Query(description="Part of the file name, any case.")
     ] = None,
+    session: Annotated[
+        SessionId | None, Blank, Query(description="Only the frames of this capture session.")
+    ] = None,
     cursor: Annotated[
         Cursor | None, Blank, Query(description="``next_cursor`` of the last page.")
     ] = None,
@@ -72,7 +76,7 @@ async def list_images(
 ) -> ImagePageOut:
     """Images in upload order that match every filter given, a page at a time, with the count
     of all matches."""
-    filters = ImageFilter(split=split, state=state, class_id=class_id, name=q)
+    filters = ImageFilter(split=split, state=state, class_id=class_id, name=q, session_id=session)
     page = await image_service.list_images(stores, name, filters, cursor, limit)
     return ImagePageOut(
         items=[ImageOut.of(i) for i in page.items], next_cursor=page.next_cursor, count=page.count

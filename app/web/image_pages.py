@@ -53,11 +53,13 @@ class GridQuery:
     state: str | None = None
     class_id: int | None = None
     q: str | None = None
+    session: int | None = None  # frames of one capture session
 
     @classmethod
-    def parse(cls, split: str, state: str, class_id: str, q: str) -> GridQuery:
+    def parse(cls, split: str, state: str, class_id: str, q: str, session: str = "") -> GridQuery:
         """Read the filters; a value no filter knows is an ``Invalid`` that says which."""
         split, state, class_id, q = split.strip(), state.strip(), class_id.strip(), q.strip()
+        session = session.strip()
         if split and split not in SPLITS:
             raise Invalid(f"There is no split '{split}': choose train, val or test.")
         if state and state not in {s.value for s in ImageState}:
@@ -66,11 +68,25 @@ class GridQuery:
             raise Invalid(f"'{class_id}' is not a class id.")
         if len(q) > MAX_NAME_QUERY:
             raise Invalid(f"Search for at most {MAX_NAME_QUERY} characters of a file name.")
-        return cls(split or None, state or None, int(class_id) if class_id else None, q or None)
+        if session and not (session.isdigit() and 1 <= int(session) < 2**63):
+            raise Invalid(f"'{session}' is not a capture session's number.")
+        return cls(
+            split or None,
+            state or None,
+            int(class_id) if class_id else None,
+            q or None,
+            int(session) if session else None,
+        )
 
     def image_filter(self) -> ImageFilter:
         state = ImageState(self.state) if self.state else None
-        return ImageFilter(split=self.split, state=state, class_id=self.class_id, name=self.q)
+        return ImageFilter(
+            split=self.split,
+            state=state,
+            class_id=self.class_id,
+            name=self.q,
+            session_id=self.session,
+        )
 
     def params(self, **extra: Any) -> str:
         """The filters (and ``extra``) as a query string, empty values left out."""
@@ -101,15 +117,23 @@ def _cursor(text: str) -> int | None:
 
 
 def _query_filters(
-    split: QueryText = "", state: QueryText = "", class_id: QueryText = "", q: QueryText = ""
+    split: QueryText = "",
+    state: QueryText = "",
+    class_id: QueryText = "",
+    q: QueryText = "",
+    session: QueryText = "",
 ) -> GridQuery:
-    return GridQuery.parse(split, state, class_id, q)
+    return GridQuery.parse(split, state, class_id, q, session)
 
 
 def _form_filters(
-    split: FormText = "", state: FormText = "", class_id: FormText = "", q: FormText = ""
+    split: FormText = "",
+    state: FormText = "",
+    class_id: FormText = "",
+    q: FormText = "",
+    session: FormText = "",
 ) -> GridQuery:
-    return GridQuery.parse(split, state, class_id, q)
+    return GridQuery.parse(split, state, class_id, q, session)
 
 
 # The grid's filters from the URL (pages) or from the bulk form's hidden fields (its posts).

@@ -7,6 +7,7 @@ import io
 import pytest
 
 from app.domain.errors import Invalid, NotFound
+from app.domain.models import ImageFilter
 from app.domain.stores import Stores
 from tests.contract.support import png
 
@@ -126,3 +127,22 @@ async def test_deleting_a_session_keeps_its_images(stores: Stores, project: str)
 
 async def test_deleting_an_unknown_session_returns_false(stores: Stores) -> None:
     assert await stores.session.delete(12345) is False
+
+
+async def test_the_session_filter_finds_exactly_a_sessions_frames(
+    stores: Stores, project: str
+) -> None:
+    first = await stores.session.create(project, "webcam")
+    second = await stores.session.create(project, "webcam")
+    for seed, (name, session_id) in enumerate(
+        [("a.png", first.id), ("b.png", second.id), ("c.png", None), ("d.png", first.id)]
+    ):
+        await stores.image.save_file(
+            project, "train", name, io.BytesIO(png(seed + 1)), session_id=session_id
+        )
+
+    found = await stores.image.search(project, ImageFilter(session_id=first.id))
+
+    assert [i.filename for i in found] == ["a.png", "d.png"]
+    assert await stores.image.count(project, ImageFilter(session_id=second.id)) == 1
+    assert await stores.image.count(project, ImageFilter(session_id=9999)) == 0

@@ -29,8 +29,11 @@ def test_selections_name_their_filters_and_a_bad_one_is_refused() -> None:
     assert selection_filter("unlabelled") == ImageFilter(state=ImageState.UNLABELLED)
     assert selection_filter("all") is None
     assert selection_filter("split:val") == ImageFilter(split="val")
+    assert selection_filter("session:12") == ImageFilter(session_id=12)
     with pytest.raises(Invalid):
         selection_filter("split:nowhere")
+    with pytest.raises(Invalid):
+        selection_filter("session:-1")
     with pytest.raises(Invalid):
         selection_filter("everything")
 
