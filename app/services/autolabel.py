@@ -1,5 +1,6 @@
 """Auto-label use cases: queue a registry model's predictions over a selection of a project's
-images as pending suggestions (the ``autolabel`` task), and what the form offers."""
+images as pending suggestions (the ``autolabel`` task), what the form offers, and keeping a
+capture session's frames auto-labelled as they arrive."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from app.domain.autolabel import (
     training_imgsz,
 )
 from app.domain.errors import Invalid, NotFound
-from app.domain.models import SPLITS, ModelInfo, TaskInfo
+from app.domain.models import SPLITS, ModelInfo, SessionInfo, TaskInfo, TaskStatus
 from app.domain.stores import Stores
 
 KIND = "autolabel"
 MAX_ATTEMPTS = 2  # a retry replaces the model's pending suggestions: safe to run again
+NO_ACTIVE_MODEL = "Auto-label skipped: the project has no active model."
+_RECENT_TASKS = 50  # how far back a session's queued follower is looked for
 SELECTION_CHOICES = [
     ("unlabelled", "Unlabelled images"),
     *((f"split:{split}", f"The {split} split") for split in SPLITS),
@@ -80,4 +83,60 @@ async def start_autolabel(stores: Stores, project: str, params: dict[str, Any]) 
     )
 
 
-__all__ = ["KIND", "SELECTION_CHOICES", "models_for", "start_autolabel"]
+async def follow_session_frames(stores: Stores, session: SessionInfo) -> TaskInfo | None:
+    """Auto-label a capture session's frames as they arrive (its setting ``autolabel``) with
+    the project's active model: queue an auto-label task over the session's frames it has not
+    seen yet, unless one is already queued for the session (it will see the new frames too).
+    The task starts after the last frame an earlier one of the same model covered. Without an
+    active model the session's log says so (once) and nothing is queued."""
+    if not session.settings.get("autolabel"):
+        return None
+    recent = await stores.task.list(dataset=session.dataset, kinds=[KIND], limit=_RECENT_TASKS)
+    if any(
+        task.status == TaskStatus.QUEUED and task.params.get("session") == session.id
+        for task in recent
+    ):
+        return None
+    model = await stores.model.get_active(dataset=session.dataset)
+    if model is None:
+        if not session.log or session.log[-1] != NO_ACTIVE_MODEL:
+            await stores.session.record(session.id, log=NO_ACTIVE_MODEL)
+        return None
+    params = {
+        "model": model.name,
+        "selection": f"session:{session.id}",
+        "session": session.id,
+        "conf": DEFAULT_CONFIDENCE,
+        "iou": DEFAULT_NMS_IOU,
+        "imgsz": training_imgsz(model.metrics),
+    }
+    return await stores.task.enqueue(
+        KIND, params, dataset=session.dataset, max_attempts=MAX_ATTEMPTS
+    )
+
+
+async def session_watermark(stores: Stores, session_id: int, model: str) -> int | None:
+    """The last frame (image id) of a session that an auto-label task of ``model`` covered
+    and finished, so the next one starts after it; ``None`` when none did."""
+    covered: list[int] = []
+    for task in await stores.task.list(kinds=[KIND], limit=_RECENT_TASKS):
+        last = (task.result or {}).get("last_image")
+        if (
+            task.status == TaskStatus.SUCCEEDED
+            and task.params.get("session") == session_id
+            and task.params.get("model") == model
+            and isinstance(last, int)
+        ):
+            covered.append(last)
+    return max(covered, default=None)
+
+
+__all__ = [
+    "KIND",
+    "NO_ACTIVE_MODEL",
+    "SELECTION_CHOICES",
+    "follow_session_frames",
+    "models_for",
+    "session_watermark",
+    "start_autolabel",
+]

@@ -27,8 +27,9 @@ from app.domain.autolabel import (
     training_imgsz,
 )
 from app.domain.errors import Invalid
-from app.domain.models import ImageInfo
+from app.domain.models import ImageFilter, ImageInfo
 from app.domain.stores import Stores
+from app.services.autolabel import session_watermark
 from app.tasks.context import TaskContext
 from app.tasks.training import prepare_ultralytics
 
@@ -135,7 +136,12 @@ async def autolabel_project(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
     info = await stores.model.get(model_name)
     imgsz = int(params.get("imgsz") or training_imgsz(info.metrics if info else {}))
     names = [c.name for c in await stores.dataset.get_classes(project)]
-    total = await stores.image.count(project, filters)
+    # A session's follower starts after the frames an earlier one covered (keyset order).
+    session_id = params.get("session")
+    after: int | None = None
+    if isinstance(session_id, int):
+        after = await session_watermark(stores, session_id, model_name)
+    total = await _count_after(stores, project, filters, after)
     await ctx.progress(0.0, f"loading {model_name}")
     await asyncio.to_thread(prepare_ultralytics, stores.data_dir)
     predictor = await asyncio.to_thread(
@@ -145,7 +151,6 @@ async def autolabel_project(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
     unmatched: Counter[str] = Counter({name: 0 for name in unmatched_names})
     totals: Counter[str] = Counter()
     seen = 0
-    after: int | None = None
     await ctx.progress(0.01, f"0 of {total} images")
     while True:
         page = await stores.image.search(project, filters, after_id=after, limit=BATCH)
@@ -181,7 +186,21 @@ async def autolabel_project(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
         "unmatched_classes": dict(unmatched),
         "seconds": round(seconds, 3),
         "images_per_second": round(seen / seconds, 3) if seconds > 0 else None,
+        "last_image": after,
     }
+
+
+async def _count_after(
+    stores: Stores, project: str, filters: ImageFilter | None, after: int | None
+) -> int:
+    """How many images of the selection come after ``after`` (all of them when ``None``)."""
+    if after is None:
+        return await stores.image.count(project, filters)
+    total = 0
+    while page := await stores.image.search(project, filters, after_id=after, limit=500):
+        total += len(page)
+        after = page[-1].id
+    return total
 
 
 __all__ = ["BATCH", "KIND", "Predictor", "autolabel_project", "label_batch"]
