@@ -281,9 +281,12 @@ class ImageStore(ABC):
         source: Path | IO[bytes],
         *,
         session_id: int | None = None,
+        skip_within: tuple[str, int] | None = None,
     ) -> ImageInfo:
         """Store an upload's original bytes unchanged, after decoding them to check they are an
         image. Same naming and errors as ``save``; ``Invalid`` when the bytes are not an image.
+        ``skip_within=(phash, bits)``: ``NearDuplicate`` (nothing stored) when the image's
+        perceptual hash lies within ``bits`` of ``phash`` (0 bits skips nothing).
         """
 
     @abstractmethod
@@ -470,19 +473,21 @@ class LabelStore(ABC):
     async def replace_suggestions(
         self,
         dataset: str,
-        model: str,
+        model: str | None,
         predictions: dict[str, Sequence[tuple[int, float, float, float, float, float]]],
         *,
         confidence: float = 0.0,
     ) -> dict[str, int]:
         """A model's predictions (class index, confidence, normalised centre and size) for images by
         file name become that model's pending suggestions, in one unit of work: per image, the
-        model's earlier pending suggestions are replaced; a prediction under ``confidence``,
-        overlapping an accepted box of its class or matching a rejected suggestion of its class
-        (``app.domain.autolabel.screen``) is skipped. Accepted labels and versions are never
-        touched. Returns the counts ``added``, ``replaced``, ``below_confidence``,
-        ``overlap_accepted``, ``matches_rejected`` and ``gone`` (images no longer there).
-        ``Invalid`` for a model the project lacks or a bad box; ``NotFound`` (project).
+        model's earlier pending suggestions are replaced (``model`` ``None``: the project's text
+        prompts, source ``prompt``, replacing the earlier prompt suggestions); a prediction
+        under ``confidence``, overlapping an accepted box of its class or matching a rejected
+        suggestion of its class (``app.domain.autolabel.screen``) is skipped. Accepted labels and
+        versions are never touched. Returns the counts ``added``, ``replaced``,
+        ``below_confidence``, ``overlap_accepted``, ``matches_rejected`` and ``gone`` (images no
+        longer there). ``Invalid`` for a model the project lacks or a bad box;
+        ``NotFound`` (project).
         """
 
     @abstractmethod

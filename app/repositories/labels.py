@@ -362,7 +362,7 @@ class SqlLabelStore(LabelStore):
     async def replace_suggestions(
         self,
         dataset: str,
-        model: str,
+        model: str | None,
         predictions: dict[str, Sequence[tuple[int, float, float, float, float, float]]],
         *,
         confidence: float = 0.0,
@@ -377,7 +377,9 @@ class SqlLabelStore(LabelStore):
             session = uow.session
             project = await project_by_name(session, dataset)
             classes = await classes_of(session, project.id)
-            model_id = (await _model_ids(session, project.id, [model]))[model]
+            # No model: the text prompts' suggestions (source "prompt", no registry model).
+            model_id = (await _model_ids(session, project.id, [model]))[model] if model else None
+            source = LabelSource.MODEL if model else LabelSource.PROMPT
             images = {
                 image.filename: image
                 for image in await session.scalars(
@@ -404,15 +406,16 @@ class SqlLabelStore(LabelStore):
                     Label.h,
                     Label.status,
                     Label.model_id,
+                    Label.source,
                 ).where(Label.image_id.in_(ids))
             )
-            for label_id, image_id, class_id, x, y, w, h, status, label_model in rows:
+            for label_id, image_id, class_id, x, y, w, h, status, label_model, label_source in rows:
                 box = (positions.get(class_id, -1), x, y, w, h)
                 if status == LabelStatus.ACCEPTED:
                     accepted[image_id].append(box)
                 elif status == LabelStatus.REJECTED:
                     rejected[image_id].append(box)
-                elif label_model == model_id:
+                elif label_model == model_id and (model_id is not None or label_source == source):
                     mine.append(label_id)
             if mine:
                 await session.execute(
@@ -431,7 +434,7 @@ class SqlLabelStore(LabelStore):
                 counts["overlap_accepted"] += kept.overlap_accepted
                 counts["matches_rejected"] += kept.matches_rejected
                 for cls, conf, x, y, w, h in kept.kept:
-                    ann = Annotation(cls, x, y, w, h, source=LabelSource.MODEL, confidence=conf)
+                    ann = Annotation(cls, x, y, w, h, source=source, confidence=conf)
                     validate_annotation(
                         ann, num_classes=len(classes), width=image.width, height=image.height
                     )
@@ -444,7 +447,7 @@ class SqlLabelStore(LabelStore):
                             y=y,
                             w=w,
                             h=h,
-                            source=LabelSource.MODEL,
+                            source=source,
                             confidence=conf,
                             status=LabelStatus.PENDING,
                             model_id=model_id,

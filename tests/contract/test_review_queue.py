@@ -137,3 +137,24 @@ async def test_the_review_of_an_unknown_project_raises_not_found(stores: Stores)
         await stores.label.suggestions_per_class("nobody")
     with pytest.raises(NotFound):
         await stores.label.accept_suggestions_above("nobody", 0.5)
+
+
+async def test_prompt_suggestions_replace_their_own_and_leave_others_pending(
+    stores: Stores, project: str
+) -> None:
+    await upload(stores, "a.png", seed=1)
+    await stores.label.add_suggestions(project, "a.png", [box(1, x=0.2, confidence=0.8)])
+
+    first = await stores.label.replace_suggestions(
+        project, None, {"a.png": [(0, 0.9, 0.5, 0.5, 0.2, 0.2)]}
+    )
+    again = await stores.label.replace_suggestions(
+        project, None, {"a.png": [(2, 0.6, 0.7, 0.7, 0.1, 0.1)]}
+    )
+
+    assert (first["added"], again["added"], again["replaced"]) == (1, 1, 1)
+    pending = await stores.label.list_suggestions(project, "a.png")
+    assert sorted((s.class_id, s.source, s.model) for s in pending) == [
+        (1, "model", None),
+        (2, "prompt", None),
+    ]
