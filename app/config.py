@@ -30,6 +30,12 @@ class Settings(BaseSettings):
         32 * 1024**3, gt=0, description="The largest dataset zip an import may upload."
     )
     run_tasks: bool = Field(True, description="Start the in-process task runner with the server.")
+    world_weights: Path | None = Field(
+        None, description="YOLO-World weights (.pt); default: the one uploaded into data_dir."
+    )
+    clip_weights: Path | None = Field(
+        None, description="CLIP ViT-B/32 text encoder (.pt); default: the uploaded one."
+    )
     log_level: str = "INFO"
 
     @field_validator("import_roots", mode="before")
@@ -42,6 +48,11 @@ class Settings(BaseSettings):
             return [Path(p) for p in value.split(os.pathsep) if p.strip()]
         return value
 
+    @field_validator("world_weights", "clip_weights", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
@@ -53,6 +64,10 @@ class Settings(BaseSettings):
     def _resolve(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
         self.import_roots = [p.expanduser().resolve() for p in self.import_roots]
+        if self.world_weights is not None:
+            self.world_weights = self.world_weights.expanduser().resolve()
+        if self.clip_weights is not None:
+            self.clip_weights = self.clip_weights.expanduser().resolve()
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'ydc.db'}"
         return self
@@ -79,4 +94,6 @@ class Settings(BaseSettings):
             "YDC_MAX_IMAGE_PIXELS": str(self.max_image_pixels),
             "YDC_MAX_IMPORT_BYTES": str(self.max_import_bytes),
             "YDC_LOG_LEVEL": self.log_level,
+            "YDC_WORLD_WEIGHTS": str(self.world_weights or ""),
+            "YDC_CLIP_WEIGHTS": str(self.clip_weights or ""),
         }

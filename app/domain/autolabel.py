@@ -83,6 +83,20 @@ def training_imgsz(metrics: Mapping[str, Any]) -> int:
     return DEFAULT_IMGSZ
 
 
+def image_size(value: Any, default: int) -> int:
+    """The image size a run predicts at: ``value`` (a whole number from 32 to 4096), else
+    ``default``. ``Invalid`` otherwise."""
+    if value in (None, ""):
+        return default
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        raise Invalid(f"The image size {value!r} is not a whole number.") from None
+    if not 32 <= size <= 4096:
+        raise Invalid(f"The image size must lie between 32 and 4096, not {size}.")
+    return size
+
+
 def fraction(value: Any, what: str, default: float) -> float:
     """A threshold in [0, 1] from a parameter (``default`` for ``None``); ``Invalid`` else."""
     if value is None or value == "":
@@ -139,6 +153,20 @@ def screen(
     return out
 
 
+def merge_same_class(predictions: Iterable[Prediction], threshold: float) -> list[Prediction]:
+    """Predictions with one box per object and class: of boxes of one class overlapping at
+    IoU >= ``threshold`` the most confident is kept. Several prompts of one class find the
+    same object, each under its own prompt; the model's NMS never compares them."""
+    kept: list[Prediction] = []
+    boxes: list[Box] = []
+    for prediction in sorted(predictions, key=lambda p: -p[1]):
+        if not _same_object(prediction, boxes, threshold):
+            cls, _, x, y, w, h = prediction
+            kept.append(prediction)
+            boxes.append((cls, x, y, w, h))
+    return kept
+
+
 def clip_box(x: float, y: float, w: float, h: float) -> tuple[float, float, float, float]:
     """A centre/size box clipped to the image ([0, 1] corners)."""
     x0, y0 = max(0.0, x - w / 2), max(0.0, y - h / 2)
@@ -156,7 +184,9 @@ __all__ = [
     "Screened",
     "clip_box",
     "fraction",
+    "image_size",
     "map_classes",
+    "merge_same_class",
     "name_key",
     "screen",
     "selection_filter",

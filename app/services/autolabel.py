@@ -10,6 +10,7 @@ from app.domain.autolabel import (
     DEFAULT_CONFIDENCE,
     DEFAULT_NMS_IOU,
     fraction,
+    image_size,
     selection_filter,
     training_imgsz,
 )
@@ -63,16 +64,7 @@ async def start_autolabel(stores: Stores, project: str, params: dict[str, Any]) 
     filters = selection_filter(selection)
     conf = fraction(params.get("conf"), "confidence", DEFAULT_CONFIDENCE)
     iou = fraction(params.get("iou"), "IoU threshold", DEFAULT_NMS_IOU)
-    imgsz = params.get("imgsz")
-    if imgsz in (None, ""):
-        size = training_imgsz(model.metrics)
-    else:
-        try:
-            size = int(imgsz)
-        except (TypeError, ValueError):
-            raise Invalid(f"The image size {imgsz!r} is not a whole number.") from None
-        if not 32 <= size <= 4096:
-            raise Invalid(f"The image size must lie between 32 and 4096, not {size}.")
+    size = image_size(params.get("imgsz"), training_imgsz(model.metrics))
     if not await stores.image.count(info.name, filters):
         raise Invalid(f"Project {info.name!r} has no images in the selection {selection!r}.")
     return await stores.task.enqueue(
