@@ -1,5 +1,6 @@
 """Capture rules, pure: which frames of a video are sampled (every N frames or every T seconds),
-and whether a sampled frame is kept or skipped as too similar to the last kept one.
+and whether a sampled frame is kept or skipped as too similar to the last kept one; for a webcam,
+which posted frames may be skipped (interval captures only: a manual capture is always kept).
 
 A capture's settings travel as a plain dict (the session's ``settings``, the task's params);
 ``CaptureSettings.from_form`` checks what a person typed and ``to_dict``/``from_dict`` carry it.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import PurePath
 from typing import Any
 
@@ -22,6 +24,7 @@ DEFAULT_NEAR_DUPLICATE_BITS = 6
 MAX_NEAR_DUPLICATE_BITS = 32  # past half the bits every two frames would look alike
 MAX_EVERY_N = 1_000_000
 MAX_EVERY_SECONDS = 24 * 3600.0
+DEFAULT_WEBCAM_SECONDS = 2.0  # the webcam page's interval, until the person changes it
 DRAWN = "drawn"  # the split is drawn per frame (by the store), not chosen
 # Floating error of ``T * fps`` (0.1 s at 30 fps is 3.0000000000000004 frames) must not push a
 # sample one frame late.
@@ -176,5 +179,70 @@ def frame_filename(video_name: str, index: int) -> str:
     return f"{stem}-f{index}.jpg"
 
 
-def video_stem(video_name: str) -> str:
-    return PurePath(video_name).stem or "video"
+class FrameMode(StrEnum):
+    """How a webcam frame was taken: a person pressed Capture, or the interval timer fired."""
+
+    MANUAL = "manual"
+    INTERVAL = "interval"
+
+
+def frame_mode(text: str) -> FrameMode:
+    """The mode a frame was posted with; ``Invalid`` for anything but manual or interval."""
+    try:
+        return FrameMode(text.strip().lower())
+    except ValueError:
+        raise Invalid(
+            f"The mode must be {FrameMode.MANUAL} or {FrameMode.INTERVAL}, not {text!r}."
+        ) from None
+
+
+def may_skip(mode: FrameMode, threshold: int) -> bool:
+    """Whether a webcam frame is compared with the last kept one at all: only interval
+    captures are, and only with a threshold above 0 (a manual capture is what the person
+    chose to keep)."""
+    return mode is FrameMode.INTERVAL and threshold > 0
+
+
+@dataclass(frozen=True)
+class WebcamSettings:
+    """A webcam session: the near-duplicate threshold of its interval captures (bits, 0 keeps
+    every frame), the split (``None``: drawn per frame), and whether its frames are
+    auto-labelled with the active model as they arrive."""
+
+    near_duplicate_bits: int = DEFAULT_NEAR_DUPLICATE_BITS
+    split: str | None = None
+    autolabel: bool = False
+
+    def __post_init__(self) -> None:
+        # The same checks as a video's: one rule for the threshold and the split.
+        CaptureSettings(near_duplicate_bits=self.near_duplicate_bits, split=self.split)
+
+    @classmethod
+    def from_form(
+        cls, *, near_duplicate_bits: str = "", split: str = "", autolabel: str = ""
+    ) -> WebcamSettings:
+        """Settings from form text (a checkbox sends ``on`` or nothing); ``Invalid``."""
+        video = CaptureSettings.from_form(near_duplicate_bits=near_duplicate_bits, split=split)
+        chosen = autolabel.strip().lower() in ("on", "true", "1", "yes")
+        return cls(video.near_duplicate_bits, video.split, chosen)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "near_duplicate_bits": self.near_duplicate_bits,
+            "split": self.split or DRAWN,
+            "autolabel": self.autolabel,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WebcamSettings:
+        split = data.get("split")
+        return cls(
+            near_duplicate_bits=int(data.get("near_duplicate_bits", DEFAULT_NEAR_DUPLICATE_BITS)),
+            split=None if split in (None, DRAWN) else split,
+            autolabel=bool(data.get("autolabel", False)),
+        )
+
+
+def webcam_frame_filename(session_id: int, number: int) -> str:
+    """``webcam<session>-<frame number, from 1>.jpg``."""
+    return f"webcam{session_id}-{number:05d}.jpg"

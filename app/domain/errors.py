@@ -42,6 +42,15 @@ class DuplicateImage(AlreadyExists):
         self.existing_filename = existing_filename
 
 
+class NearDuplicate(AlreadyExists):
+    """The image's perceptual hash lies within the bits asked of a given one (a webcam frame
+    too similar to the session's last kept frame)."""
+
+    def __init__(self, message: str, *, distance: int) -> None:
+        super().__init__(message)
+        self.distance = distance
+
+
 class NotMissing(AlreadyExists):
     """The bytes given to locate a missing image belong to an image whose file is there."""
 

@@ -34,7 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import CaptureSession, Image, Label, Project, ProjectClass
 from app.db.uow import Database
-from app.domain.errors import DuplicateImage, Invalid, NotFound
+from app.domain.capture import is_near_duplicate
+from app.domain.errors import DuplicateImage, Invalid, NearDuplicate, NotFound
 from app.domain.models import SPLITS, ImageFilter, ImageInfo, ImageState, LabelStatus
 from app.domain.splits import draw_split
 from app.domain.stores import ImageStore, ProgressCallback
@@ -247,12 +248,22 @@ class SqlImageStore(ImageStore):
         source: Path | IO[bytes],
         *,
         session_id: int | None = None,
+        skip_within: tuple[str, int] | None = None,
     ) -> ImageInfo:
         """As the ABC says; ``split=None`` draws it (see ``register``)."""
         if split is not None:
             validate_split(split)
         prepared = await self.prepare(filename, source)
         try:
+            if skip_within is not None:
+                near, bits = skip_within
+                distance = hamming(prepared.decoded.phash, near)
+                if is_near_duplicate(distance, bits):
+                    raise NearDuplicate(
+                        f"The image is within {distance} bits of the one it was compared with "
+                        f"(at most {bits} are skipped).",
+                        distance=distance,
+                    )
             return await self.register(dataset, split, prepared, session_id=session_id)
         finally:
             discard(prepared)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import IO
 
-from app.domain.capture import CaptureSettings, check_video_name, video_stem
+from app.domain.capture import CaptureSettings, check_video_name
 from app.domain.errors import Invalid, NotFound
 from app.domain.models import ImageFilter, ImageInfo, SessionInfo, SessionSource, TaskInfo
 from app.domain.stores import Stores
@@ -23,8 +23,6 @@ from app.services.uploads import keep_upload
 KIND = "capture_video"
 STAGING = ("imports", "capture")
 THUMBNAILS = 24
-_SEARCH_PAGE = 200
-_SEARCH_PAGES = 10  # how far the thumbnails look before giving up
 
 
 @dataclass
@@ -34,7 +32,6 @@ class SessionView:
     session: SessionInfo
     task: TaskInfo | None
     images: list[ImageInfo]
-    name_filter: str | None  # the grid's text filter that finds its frames
 
 
 def staging_folder(stores: Stores) -> Path:
@@ -94,29 +91,13 @@ async def session_task(stores: Stores, session: SessionInfo) -> TaskInfo | None:
 
 
 async def session_view(stores: Stores, session_id: int) -> SessionView:
-    """A session with its task and some of its frames (``NotFound``)."""
+    """A session with its task and its first frames (``NotFound``)."""
     session = await stores.session.get(session_id)
     task = await session_task(stores, session)
-    filename = str(session.settings.get("filename") or "")
-    name_filter = f"{video_stem(filename)}-f" if filename else None
-    images = await _session_images(stores, session, name_filter) if name_filter else []
-    return SessionView(session, task, images, name_filter)
-
-
-async def _session_images(stores: Stores, session: SessionInfo, name: str) -> list[ImageInfo]:
-    """Up to ``THUMBNAILS`` of the session's frames. The grid has no session filter: the
-    frames are found by their name (``<video stem>-f…``) and kept when they carry the id."""
-    found: list[ImageInfo] = []
-    after: int | None = None
-    for _ in range(_SEARCH_PAGES):
-        page = await stores.image.search(
-            session.dataset, ImageFilter(name=name), after_id=after, limit=_SEARCH_PAGE
-        )
-        found += [i for i in page if i.session_id == session.id]
-        if len(found) >= THUMBNAILS or len(page) < _SEARCH_PAGE:
-            break
-        after = page[-1].id
-    return found[:THUMBNAILS]
+    images = await stores.image.search(
+        session.dataset, ImageFilter(session_id=session.id), limit=THUMBNAILS
+    )
+    return SessionView(session, task, images)
 
 
 __all__ = [

@@ -1,25 +1,36 @@
-"""Capture sessions: the upload of a video that becomes frames (a task), a project's sessions
-page, a session's page, and their JSON twins under ``/api/v1``."""
+"""Capture sessions: the upload of a video that becomes frames (a task), a webcam session and
+its capture page (the browser posts frames to ``/api/v1/sessions/{id}/frames``), a project's
+sessions page, a session's page, and their JSON twins under ``/api/v1``."""
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 from starlette.datastructures import FormData, UploadFile
 
 from app.config import Settings
-from app.domain.capture import DEFAULT_NEAR_DUPLICATE_BITS, VIDEO_EXTENSIONS, CaptureSettings
+from app.domain.capture import (
+    DEFAULT_NEAR_DUPLICATE_BITS,
+    DEFAULT_WEBCAM_SECONDS,
+    VIDEO_EXTENSIONS,
+    CaptureSettings,
+    WebcamSettings,
+    frame_mode,
+)
 from app.domain.errors import Invalid
 from app.domain.models import SPLITS, SessionInfo, TaskInfo
 from app.domain.stores import Stores
 from app.services import capture as capture_service
-from app.web.api_uploads import large_upload_form
+from app.services import webcam as webcam_service
+from app.web.api_uploads import FORM_OVERHEAD_BYTES, large_upload_form
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
+from app.web.formatting import file_size
 from app.web.render import redirect, render
 from app.web.schemas import TaskOut
 
@@ -27,6 +38,8 @@ router = APIRouter(dependencies=[Depends(require_csrf)], include_in_schema=False
 api_router = APIRouter(prefix="/api/v1", tags=["sessions"], dependencies=[Depends(require_csrf)])
 
 SessionId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+FormText = Annotated[str, Form()]
+STRIP_FRAMES = 12  # thumbnails in the webcam page's strip of the last frames
 
 
 class SessionOut(BaseModel):
@@ -64,6 +77,35 @@ class SessionDetailOut(SessionOut):
     task: TaskOut | None
 
 
+class FrameOut(BaseModel):
+    """What became of a posted webcam frame, with the session's counts after it."""
+
+    outcome: str  # kept | skipped_near_duplicate | skipped_duplicate
+    mode: str
+    message: str
+    filename: str | None  # the stored image, when kept
+    split: str | None
+    thumbnail: str | None  # its thumbnail's URL
+    distance: int | None  # bits from the last kept frame, when skipped as a near-duplicate
+    autolabel_task: int | None  # the auto-label task this frame queued (setting autolabel)
+    session: SessionOut
+
+    @classmethod
+    def of(cls, done: webcam_service.FrameOutcome) -> FrameOut:
+        image = done.image
+        return cls(
+            outcome=done.outcome,
+            mode=done.mode,
+            message=done.message,
+            filename=image.filename if image else None,
+            split=image.split if image else None,
+            thumbnail=f"/media/{quote(image.dataset)}/thumbs/{image.sha256}.jpg" if image else None,
+            distance=done.distance,
+            autolabel_task=done.autolabel_task.id if done.autolabel_task else None,
+            session=SessionOut.of(done.session),
+        )
+
+
 def _video_form(request: Request) -> AbstractAsyncContextManager[FormData]:
     return large_upload_form(request, what="a video", max_files=1)
 
@@ -97,6 +139,41 @@ def _form_context() -> dict[str, Any]:
     }
 
 
+async def _start_webcam(
+    stores: Stores, name: str, near_duplicate_bits: str, split: str, autolabel: str
+) -> SessionInfo:
+    chosen = WebcamSettings.from_form(
+        near_duplicate_bits=near_duplicate_bits, split=split, autolabel=autolabel
+    )
+    return await webcam_service.start_webcam_capture(stores, name, chosen)
+
+
+async def _post_frame(
+    request: Request, stores: Stores, session_id: int
+) -> webcam_service.FrameOutcome:
+    """The frame of a multipart post (``file``, ``mode``), refused (413) before its body is
+    read when its declared length is over what one image may be."""
+    settings: Settings = request.app.state.settings
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > settings.max_upload_bytes + FORM_OVERHEAD_BYTES:
+        raise HTTPException(
+            413,
+            f"The frame is {file_size(int(length))}; an image may be at most "
+            f"{file_size(settings.max_upload_bytes)} (YDC_MAX_UPLOAD_BYTES).",
+        )
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise HTTPException(422, "Send the frame as multipart/form-data: 'file' and 'mode'.")
+    form = await request.form(max_files=1, max_fields=5)
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Invalid("Send the frame as a file in the 'file' field.")
+        mode = frame_mode(str(form.get("mode") or "manual"))
+        return await webcam_service.add_webcam_frame(stores, session_id, upload.file, mode=mode)
+    finally:
+        await form.close()
+
+
 # --- pages ------------------------------------------------------------------------------------
 
 
@@ -119,6 +196,42 @@ async def upload_video(request: Request, name: str, stores: StoresDep) -> Respon
     async with _video_form(request) as form:
         session, _ = await _start(request, stores, name, form)
     return redirect(request, f"/sessions/{session.id}")
+
+
+@router.post("/projects/{name}/sessions/webcam")
+async def start_webcam(
+    request: Request,
+    name: str,
+    stores: StoresDep,
+    near_duplicate_bits: FormText = "",
+    split: FormText = "",
+    autolabel: FormText = "",
+) -> Response:
+    """Open a webcam session from the form; on to its capture page."""
+    session = await _start_webcam(stores, name, near_duplicate_bits, split, autolabel)
+    return redirect(request, f"/sessions/{session.id}/webcam")
+
+
+@router.get("/sessions/{session_id}/webcam", response_class=HTMLResponse)
+async def webcam_page(request: Request, session_id: SessionId, stores: StoresDep) -> HTMLResponse:
+    """The webcam capture page of a webcam session: preview, Capture, interval, counters."""
+    session = await webcam_service.webcam_session(stores, session_id)
+    recent = await webcam_service.recent_frames(stores, session, STRIP_FRAMES)
+    context: dict[str, Any] = {
+        "nav": "projects",
+        "session": session,
+        "recent": recent,
+        "strip_frames": STRIP_FRAMES,
+        "default_seconds": DEFAULT_WEBCAM_SECONDS,
+    }
+    return render(request, "pages/webcam.html", context, fragment="sessions/_webcam.html")
+
+
+@router.post("/sessions/{session_id}/webcam/end")
+async def end_session(request: Request, session_id: SessionId, stores: StoresDep) -> Response:
+    """End a webcam session (``completed``); on to its page."""
+    await webcam_service.end_webcam_session(stores, session_id)
+    return redirect(request, f"/sessions/{session_id}")
 
 
 @router.get("/sessions/{session_id}", response_class=HTMLResponse)
@@ -161,3 +274,53 @@ async def api_session(session_id: SessionId, stores: StoresDep) -> SessionDetail
     view = await capture_service.session_view(stores, session_id)
     base = SessionOut.of(view.session)
     return SessionDetailOut(**base.model_dump(), task=TaskOut.of(view.task) if view.task else None)
+
+
+@api_router.post("/projects/{name}/sessions/webcam", response_model=SessionOut, status_code=201)
+async def api_start_webcam(
+    name: str,
+    stores: StoresDep,
+    near_duplicate_bits: FormText = "",
+    split: FormText = "",
+    autolabel: FormText = "",
+) -> SessionOut:
+    """Open a webcam session (form: ``near_duplicate_bits`` for interval captures, 0 keeps
+    every frame; ``split`` train/val/test or drawn; ``autolabel`` true to auto-label frames
+    as they arrive with the active model). Post its frames to ``/api/v1/sessions/{id}/frames``."""
+    return SessionOut.of(await _start_webcam(stores, name, near_duplicate_bits, split, autolabel))
+
+
+@api_router.post(
+    "/sessions/{session_id}/frames",
+    response_model=FrameOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "mode": {"type": "string", "enum": ["manual", "interval"]},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def api_post_frame(request: Request, session_id: SessionId, stores: StoresDep) -> FrameOut:
+    """Store a webcam frame (multipart: ``file``, an image; ``mode`` manual or interval) into
+    the session in progress (409 once it has ended). A manual capture is always kept; an
+    interval capture within the session's threshold of the last kept frame is counted as a
+    near-duplicate and not stored; the same bytes already in the project are not stored twice.
+    A file that is no image or too large is refused (4xx) with nothing stored."""
+    return FrameOut.of(await _post_frame(request, stores, session_id))
+
+
+@api_router.post("/sessions/{session_id}/webcam/end", response_model=SessionOut)
+async def api_end_session(session_id: SessionId, stores: StoresDep) -> SessionOut:
+    """End a webcam session (``completed``); a session that has ended stays as it is."""
+    return SessionOut.of(await webcam_service.end_webcam_session(stores, session_id))

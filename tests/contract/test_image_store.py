@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.domain.errors import DuplicateImage, Invalid, NotFound
+from app.domain.errors import DuplicateImage, Invalid, NearDuplicate, NotFound
 from app.domain.stores import Stores
 from tests.conftest import make_image
 from tests.contract.support import (
@@ -78,6 +78,29 @@ async def test_saving_a_file_records_its_capture_session(stores: Stores, project
 
     assert info.session_id == session.id
     assert (await stores.image.get(project, "a.png")).session_id == session.id
+
+
+async def test_a_file_within_the_bits_of_a_given_hash_is_skipped_with_nothing_stored(
+    stores: Stores, project: str
+) -> None:
+    first = await upload(stores, "a.png", data=png(1))
+    assert first.phash is not None
+    # The same pixels, other bytes: not a duplicate, but 0 bits from the first one's hash.
+    ok, again = cv2.imencode(".png", make_image(WIDTH, HEIGHT, 1), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    assert ok and again.tobytes() != png(1)
+
+    with pytest.raises(NearDuplicate) as refused:
+        await stores.image.save_file(
+            project, "train", "b.png", io.BytesIO(again.tobytes()), skip_within=(first.phash, 4)
+        )
+
+    assert refused.value.distance == 0
+    assert stored_images(stores) == {"train/a.png"}
+    assert await stores.image.count(project) == 1
+    kept = await stores.image.save_file(
+        project, "train", "b.png", io.BytesIO(again.tobytes()), skip_within=(first.phash, 0)
+    )
+    assert kept.filename == "b.png"
 
 
 async def test_an_image_with_exif_rotation_is_recorded_with_its_upright_size(

@@ -123,7 +123,7 @@ async def test_the_sessions_list_and_a_session_page_show_counts_log_and_frames(
     assert log[-1].startswith("Done: 12 frames seen, 3 kept")
     thumbs = page.find("ul", class_="session-thumbs").find_all("img")
     assert len(thumbs) == 3
-    assert page.find("a", href="/projects/cam/images?q=yard-f")
+    assert page.find("a", href=f"/projects/cam/images?session={session_id}")
     assert "hx-trigger" not in page.find("div", id="session-detail").attrs
 
     fragment = await client.get(session_url, headers={"HX-Request": "true"})
