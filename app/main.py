@@ -35,6 +35,7 @@ from app.web import (
     image_pages,
     import_pages,
     pages,
+    prompt_pages,
     review_pages,
     session_pages,
     storage_pages,
@@ -153,6 +154,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(evaluation_pages.api_router)
     app.include_router(autolabel_pages.router)
     app.include_router(autolabel_pages.api_router)
+    app.include_router(prompt_pages.router)
+    app.include_router(prompt_pages.api_router)
     app.include_router(session_pages.router)
     app.include_router(session_pages.api_router)
     install_error_handlers(app)
