@@ -2,7 +2,8 @@
 // Capture (the button, Space or C), an interval mode, and the session's counters and last
 // frames. A frame is the preview drawn to a canvas, posted as a JPEG to the session's frames
 // endpoint; the answer carries the session's counts and, when kept, the frame's thumbnail.
-// Frames go one at a time: an interval tick while a frame is on its way is left out.
+// An interval tick while a frame is on its way is left out; a manual capture always goes (the
+// server takes a session's frames one at a time, in the order they come).
 (function () {
   "use strict";
 
@@ -28,7 +29,9 @@
   var DEVICE_KEY = "ydc.webcam.device";
 
   var stream = null;
-  var sending = false;
+  var sending = 0; // frames on their way
+  // The counters show the newest answer, whatever order the answers come in.
+  var shownSeen = parseInt(document.getElementById("webcam-count-frames_seen").textContent, 10) || 0;
   var ended = false;
   var timer = null;
 
@@ -155,6 +158,8 @@
   }
 
   function showCounts(counts) {
+    if ((counts.frames_seen || 0) < shownSeen) return;
+    shownSeen = counts.frames_seen || 0;
     ["frames_seen", "kept", "skipped_near_duplicate", "skipped_duplicate"].forEach(function (key) {
       setCount(key, counts[key]);
     });
@@ -191,15 +196,16 @@
   }
 
   function capture(mode) {
-    if (sending || ended || !stream || !video.videoWidth) return;
-    sending = true;
+    if (ended || !stream || !video.videoWidth) return;
+    if (mode === "interval" && sending) return;
+    sending += 1;
     canvas.width = video.videoWidth;
     canvas.height = video.videoHeight;
     canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
     if (mode === "manual") flash();
     canvas.toBlob(function (blob) {
       if (!blob) {
-        sending = false;
+        sending -= 1;
         say("The frame could not be encoded as JPEG.", "bad");
         return;
       }
@@ -226,7 +232,7 @@
       }).catch(function () {
         say("The frame could not be sent: is the ydc server still running?", "bad");
       }).then(function () {
-        sending = false;
+        sending -= 1;
       });
     }, "image/jpeg", 0.92);
   }

@@ -22,7 +22,7 @@ def test_three_frames_captured_from_the_fake_camera_land_in_the_session(
 ) -> None:
     live.run(live.stores.dataset.create(PROJECT, ["mug"]))
 
-    page.goto(f"/projects/{PROJECT}/sessions")
+    page.goto(f"/projects/{PROJECT}")
     form = page.locator("form.webcam-form")
     form.get_by_label("Into").select_option("train")
     form.get_by_role("button", name="Open the webcam").click()
@@ -83,6 +83,8 @@ def test_three_frames_captured_from_the_fake_camera_land_in_the_session(
         for key in ("kept", "skipped_near_duplicate")
     )
     assert seen >= 5 and counted <= seen
+    expect(page.get_by_role("link", name="Open the webcam page")).to_have_count(0)
+    shoot(page, "webcam-session")
     assert live.run(live.stores.image.count(PROJECT, ImageFilter(session_id=session_id))) == int(
         page.locator("dd.count-kept").inner_text()
     )
