@@ -123,7 +123,8 @@
       say("Camera on" + (track && track.label ? ": " + track.label : "") +
         ". Press Space or C to capture a frame.", "ok");
       ready(true);
-      return listCameras(settings.deviceId);
+      // The camera works even when the list of cameras cannot be read.
+      listCameras(settings.deviceId).catch(function () { deviceField.hidden = true; });
     }).catch(function (error) {
       if (deviceId && error && error.name === "OverconstrainedError") {
         // The remembered camera is gone: take any.
