@@ -35,6 +35,27 @@ class SuggestionCount(NamedTuple):
     images: int
 
 
+# Where a suggestion of unknown confidence sorts among confidences (after every known one).
+UNKNOWN_CONFIDENCE_RANK = 2.0
+
+
+class UncertainImage(NamedTuple):
+    """An image in the review queue's least-confident-first order: its lowest pending
+    confidence (``None`` when none of its suggestions has one) and how many it has."""
+
+    image_id: int
+    filename: str
+    split: str
+    lowest: float | None
+    suggestions: int
+
+    @property
+    def rank(self) -> tuple[float, int]:
+        """Its place in the order: (lowest confidence, unknown last; image id)."""
+        low = UNKNOWN_CONFIDENCE_RANK if self.lowest is None else self.lowest
+        return (low, self.image_id)
+
+
 def validate_min_confidence(value: float) -> float:
     """A confidence threshold in [0, 1]; ``Invalid`` otherwise (NaN included)."""
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:

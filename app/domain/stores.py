@@ -24,7 +24,7 @@ import numpy as np
 
 from app.domain.errors import DuplicateImage, Invalid
 from app.domain.import_rules import ImportReport
-from app.domain.labels import ImageLabels, SuggestionCount
+from app.domain.labels import ImageLabels, SuggestionCount, UncertainImage
 from app.domain.models import (
     SPLITS,
     Annotation,
@@ -538,6 +538,20 @@ class LabelStore(ABC):
         and the images they are on. A suggestion of unknown confidence counts only at a
         threshold of 0. Raises ``NotFound`` (project), ``Invalid`` (threshold outside [0, 1]).
         """
+
+    @abstractmethod
+    async def uncertain_images(
+        self,
+        dataset: str,
+        *,
+        after: tuple[float, int] | None = None,
+        before: tuple[float, int] | None = None,
+        limit: int = 50,
+    ) -> list[UncertainImage]:
+        """Images with pending suggestions, least confident first: by their lowest pending
+        confidence (unknown ones last), then id. Keyset pages by ``UncertainImage.rank``:
+        ``limit`` after ``after``, or with ``before`` the ``limit`` before it, nearest first.
+        Raises ``NotFound`` (project), ``Invalid`` (limit below one)."""
 
     @abstractmethod
     async def suggestions_per_class(self, dataset: str) -> dict[int, int]:

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import and_, bindparam, delete, distinct, exists, func, select, update
+from sqlalchemy import and_, bindparam, delete, distinct, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
@@ -23,8 +23,10 @@ from app.db.uow import Database, SqlUnitOfWork
 from app.domain.autolabel import Box, screen
 from app.domain.errors import Conflict, Invalid, NotFound
 from app.domain.labels import (
+    UNKNOWN_CONFIDENCE_RANK,
     ImageLabels,
     SuggestionCount,
+    UncertainImage,
     validate_confidence,
     validate_min_confidence,
     validate_source,
@@ -534,6 +536,48 @@ class SqlLabelStore(LabelStore):
                 )
             ).one()
             return SuggestionCount(suggestions, images)
+
+    async def uncertain_images(
+        self,
+        dataset: str,
+        *,
+        after: tuple[float, int] | None = None,
+        before: tuple[float, int] | None = None,
+        limit: int = 50,
+    ) -> list[UncertainImage]:
+        if limit < 1:
+            raise Invalid(f"A page holds at least one image (limit was {limit}).")
+        async with self._db.reader() as session:
+            project = await project_by_name(session, dataset)
+            rank = func.min(func.coalesce(Label.confidence, UNKNOWN_CONFIDENCE_RANK))
+            query = (
+                select(Image.id, Image.filename, Image.split, rank, func.count(Label.id))
+                .join(Label, Label.image_id == Image.id)
+                .where(Image.project_id == project.id, Label.status == LabelStatus.PENDING)
+                .group_by(Image.id)
+                .limit(limit)
+            )
+            if before is not None:
+                low, image_id = before
+                query = query.having(
+                    or_(rank < low, and_(rank == low, Image.id < image_id))
+                ).order_by(rank.desc(), Image.id.desc())
+            else:
+                if after is not None:
+                    low, image_id = after
+                    query = query.having(or_(rank > low, and_(rank == low, Image.id > image_id)))
+                query = query.order_by(rank, Image.id)
+            rows = (await session.execute(query)).all()
+        return [
+            UncertainImage(
+                image_id,
+                filename,
+                split,
+                None if low >= UNKNOWN_CONFIDENCE_RANK else float(low),
+                count,
+            )
+            for image_id, filename, split, low, count in rows
+        ]
 
     async def suggestions_per_class(self, dataset: str) -> dict[int, int]:
         async with self._db.reader() as session:

@@ -9,11 +9,13 @@ which is what the annotator shows next.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.domain.labels import (
+    UNKNOWN_CONFIDENCE_RANK,
     ImageLabels,
     SuggestionCount,
+    UncertainImage,
     parse_suggestion_lines,
     validate_min_confidence,
 )
@@ -121,10 +123,14 @@ class ReviewQueue:
     pending: SuggestionCount
     per_class: list[ClassSuggestions]
     first_filename: str | None
+    least_confident: list[UncertainImage] = field(default_factory=list)
+
+
+LEAST_CONFIDENT_SHOWN = 12
 
 
 async def review_queue(stores: Stores, project: str) -> ReviewQueue:
-    """The project's review queue. ``NotFound``."""
+    """The project's review queue, with its least confident images first. ``NotFound``."""
     info = await get_project(stores, project)
     pending = await stores.label.suggestion_summary(info.name)
     counts = await stores.label.suggestions_per_class(info.name) if pending.suggestions else {}
@@ -135,4 +141,27 @@ async def review_queue(stores: Stores, project: str) -> ReviewQueue:
         )
         first = found[0].filename if found else None
     per_class = [ClassSuggestions(c, counts.get(c.id, 0)) for c in info.class_details]
-    return ReviewQueue(info, pending, per_class, first)
+    uncertain = (
+        await stores.label.uncertain_images(info.name, limit=LEAST_CONFIDENT_SHOWN)
+        if pending.suggestions
+        else []
+    )
+    return ReviewQueue(info, pending, per_class, first, uncertain)
+
+
+async def uncertain_neighbours(
+    stores: Stores, project: str, filename: str
+) -> tuple[str | None, str | None]:
+    """The images before and after ``filename`` in the least-confident-first order of the
+    review queue. An image with no pending suggestion left (just reviewed) has left the queue:
+    nothing before it, and after it the least confident image still waiting. ``NotFound``."""
+    image = await stores.image.get(project, filename)
+    pending = await stores.label.list_suggestions(project, image.filename)
+    if not pending:
+        first = await stores.label.uncertain_images(project, limit=1)
+        return None, first[0].filename if first else None
+    known = [s.confidence for s in pending if s.confidence is not None]
+    rank = (min(known) if known else UNKNOWN_CONFIDENCE_RANK, image.id)
+    before = await stores.label.uncertain_images(project, before=rank, limit=1)
+    after = await stores.label.uncertain_images(project, after=rank, limit=1)
+    return (before[0].filename if before else None, after[0].filename if after else None)

@@ -85,13 +85,19 @@ async def annotate_page(
     stores: StoresDep,
     query: GridFilters,
 ) -> HTMLResponse:
-    """The annotator for one image; previous and next follow the grid's filters."""
+    """The annotator for one image; previous and next follow the grid's filters, or with
+    ``order=uncertain`` the review queue's least-confident-first order."""
     project = await project_service.get_project(stores, name)
     found = await label_service.image_labels(stores, project.name, filename)
     image: ImageInfo = found.image
-    previous, following = await image_service.neighbours(
-        stores, project.name, image.filename, query.image_filter()
-    )
+    if query.order == "uncertain":
+        previous, following = await label_service.uncertain_neighbours(
+            stores, project.name, image.filename
+        )
+    else:
+        previous, following = await image_service.neighbours(
+            stores, project.name, image.filename, query.image_filter()
+        )
     data = {
         "project": project.name,
         "filename": image.filename,

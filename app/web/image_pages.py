@@ -33,6 +33,7 @@ router = APIRouter(dependencies=[Depends(require_csrf)], include_in_schema=False
 
 GRID_PAGE = 120  # thumbnails per page of the infinite scroll
 MAX_NAME_QUERY = 200
+ORDERS = ("uncertain",)  # besides upload order
 QueryText = Annotated[str, Query()]
 FormText = Annotated[str, Form()]
 FormNames = Annotated[list[str], Form()]
@@ -54,12 +55,17 @@ class GridQuery:
     class_id: int | None = None
     q: str | None = None
     session: int | None = None  # frames of one capture session
+    order: str | None = None  # "uncertain": the annotator walks least confident first
 
     @classmethod
-    def parse(cls, split: str, state: str, class_id: str, q: str, session: str = "") -> GridQuery:
+    def parse(
+        cls, split: str, state: str, class_id: str, q: str, session: str = "", order: str = ""
+    ) -> GridQuery:
         """Read the filters; a value no filter knows is an ``Invalid`` that says which."""
         split, state, class_id, q = split.strip(), state.strip(), class_id.strip(), q.strip()
-        session = session.strip()
+        session, order = session.strip(), order.strip()
+        if order and order not in ORDERS:
+            raise Invalid(f"'{order}' is not an order the annotator walks in (uncertain).")
         if split and split not in SPLITS:
             raise Invalid(f"There is no split '{split}': choose train, val or test.")
         if state and state not in {s.value for s in ImageState}:
@@ -76,6 +82,7 @@ class GridQuery:
             int(class_id) if class_id else None,
             q or None,
             int(session) if session else None,
+            order or None,
         )
 
     def image_filter(self) -> ImageFilter:
@@ -122,8 +129,9 @@ def _query_filters(
     class_id: QueryText = "",
     q: QueryText = "",
     session: QueryText = "",
+    order: QueryText = "",
 ) -> GridQuery:
-    return GridQuery.parse(split, state, class_id, q, session)
+    return GridQuery.parse(split, state, class_id, q, session, order)
 
 
 def _form_filters(
@@ -132,8 +140,9 @@ def _form_filters(
     class_id: FormText = "",
     q: FormText = "",
     session: FormText = "",
+    order: FormText = "",
 ) -> GridQuery:
-    return GridQuery.parse(split, state, class_id, q, session)
+    return GridQuery.parse(split, state, class_id, q, session, order)
 
 
 # The grid's filters from the URL (pages) or from the bulk form's hidden fields (its posts).

@@ -158,3 +158,36 @@ async def test_prompt_suggestions_replace_their_own_and_leave_others_pending(
         (1, "model", None),
         (2, "prompt", None),
     ]
+
+
+async def test_images_come_least_confident_first_unknown_confidence_last(
+    stores: Stores, project: str, suggested: dict[str, int]
+) -> None:
+    queue = await stores.label.uncertain_images(project)
+
+    # low 0.49; high min(0.9, 0.5); mixed 0.7 and an unknown; none 0.95 (plain has none)
+    assert [(i.filename, i.lowest, i.suggestions) for i in queue] == [
+        ("low.png", 0.49, 1),
+        ("high.png", 0.5, 2),
+        ("mixed.png", 0.7, 2),
+        ("none.png", 0.95, 1),
+    ]
+    await upload(stores, "unknown.png", seed=9)
+    await stores.label.add_suggestions(project, "unknown.png", [box(0, source="import")])
+    last = (await stores.label.uncertain_images(project))[-1]
+    assert (last.filename, last.lowest) == ("unknown.png", None)
+
+
+async def test_the_least_confident_order_pages_by_its_rank_both_ways(
+    stores: Stores, project: str, suggested: dict[str, int]
+) -> None:
+    queue = await stores.label.uncertain_images(project)
+
+    after = await stores.label.uncertain_images(project, after=queue[1].rank, limit=1)
+    before = await stores.label.uncertain_images(project, before=queue[2].rank, limit=5)
+
+    assert [i.filename for i in after] == [queue[2].filename]
+    assert [i.filename for i in before] == [queue[1].filename, queue[0].filename]
+    assert await stores.label.uncertain_images(project, after=queue[-1].rank) == []
+    with pytest.raises(Invalid):
+        await stores.label.uncertain_images(project, limit=0)

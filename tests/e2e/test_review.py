@@ -3,6 +3,8 @@ confidence threshold with the counts shown before confirming, and the walk into 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -36,6 +38,10 @@ def test_bulk_accept_shows_the_counts_first_then_accepts_those_above_the_thresho
     page.goto(f"/projects/{project}")
     page.get_by_role("link", name="Review suggestions").click()
     expect(page.locator("#pending-images")).to_have_text("3")
+    expect(page.locator("#least-confident-list tbody a")).to_have_text(
+        ["t3.png", "t1.png", "t2.png"]
+    )
+    shoot(page, "review-queue")
     page.locator("#min-confidence").fill("0.5")
     page.get_by_role("button", name="Show the count…").click()
     accept = page.get_by_role("button", name="Accept 2 suggestions")
@@ -48,5 +54,13 @@ def test_bulk_accept_shows_the_counts_first_then_accepts_those_above_the_thresho
     expect(page.locator("#pending-images")).to_have_text("2")  # t1 (0.3) and t3 (0.2) wait
     kept = {n: len(live.run(live.stores.label.load(project, "train", n))) for n in confidences}
     assert kept == {"t1.png": 1, "t2.png": 1, "t3.png": 0}
+
     page.locator("#review-one-by-one").click()
     expect(page).to_have_url(f"{live.url}/projects/{project}/annotate/t1.png?state=suggestions")
+
+    page.goto(f"/projects/{project}/review")
+    page.get_by_role("link", name="Review least confident first").click()
+    expect(page).to_have_url(re.compile(r"/annotate/t3\.png\?order=uncertain$"))
+    expect(page.locator(".ann-filter")).to_contain_text("least confident first")
+    page.locator("#ann-next").click()
+    expect(page).to_have_url(re.compile(r"/annotate/t1\.png\?order=uncertain$"))

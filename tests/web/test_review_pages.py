@@ -208,3 +208,48 @@ async def test_the_bulk_accept_without_the_form_token_is_refused(
 
     assert response.status_code == 403
     assert await stores.label.suggestion_summary(PROJECT) == (4, 2)
+
+
+async def test_the_least_confident_images_are_listed_first_and_walked_in_that_order(
+    client: httpx.AsyncClient, stores: Stores, suggested: None
+) -> None:
+    await stores.label.add_suggestions(PROJECT, "a.png", [box(2, 0.45)])
+
+    page = parse((await client.get(PAGE)).text)
+
+    rows = page.find("table", id="least-confident-list").find_all("tr")[1:]
+    assert [r.find("a").text() for r in rows] == ["b.png", "a.png", "c.png"]  # 0.3, 0.45, 0.6
+    assert [r.find_all("td")[1].text() for r in rows] == ["0.30", "0.45", "0.60"]
+    start = page.find("a", id="review-uncertain").attrs["href"]
+    assert start == f"/projects/{PROJECT}/annotate/b.png?order=uncertain"
+
+    annotator = parse((await client.get(start)).text)
+    assert (
+        annotator.find("a", id="ann-next")
+        .attrs["href"]
+        .startswith(f"/projects/{PROJECT}/annotate/a.png?")
+    )
+    assert annotator.find("span", id="ann-previous") is not None  # the first: nothing before
+    middle = parse((await client.get(f"/projects/{PROJECT}/annotate/a.png?order=uncertain")).text)
+    assert "b.png" in middle.find("a", id="ann-previous").attrs["href"]
+    assert "c.png" in middle.find("a", id="ann-next").attrs["href"]
+
+
+async def test_an_image_just_reviewed_goes_on_to_the_least_confident_one_left(
+    client: httpx.AsyncClient, stores: Stores, suggested: None
+) -> None:
+    for s in await stores.label.list_suggestions(PROJECT, "b.png"):
+        await stores.label.reject_suggestions(PROJECT, "b.png", [s.id])
+
+    annotator = parse(
+        (await client.get(f"/projects/{PROJECT}/annotate/b.png?order=uncertain")).text
+    )
+
+    assert "c.png" in annotator.find("a", id="ann-next").attrs["href"]
+    assert "order=uncertain" in annotator.find("a", id="ann-next").attrs["href"]
+
+
+async def test_an_unknown_order_is_refused(client: httpx.AsyncClient, suggested: None) -> None:
+    response = await client.get(f"/projects/{PROJECT}/annotate/b.png?order=random")
+    assert response.status_code in (400, 422)
+    assert "not an order" in response.text
