@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from app.domain.errors import Invalid
 from app.domain.evaluation import iou
@@ -21,7 +22,8 @@ OVERLAP_IOU = 0.7  # same class and at least this IoU: the same object
 DEFAULT_CONFIDENCE = 0.25
 DEFAULT_NMS_IOU = 0.7
 DEFAULT_IMGSZ = 640
-SELECTIONS = ("unlabelled", "all")  # and "split:<name>", "session:<id>"
+SELECTIONS = ("unlabelled", "all")  # and "split:<name>", "session:<id>", "filter:<query>"
+FILTER_KEYS = ("split", "state", "class_id", "q", "session")  # the grid's, as its URL has them
 
 # class, confidence, centre x, centre y, width, height (normalised)
 Prediction = tuple[int, float, float, float, float, float]
@@ -63,13 +65,49 @@ def selection_filter(selection: str) -> ImageFilter | None:
         if split in SPLITS:
             return ImageFilter(split=split)
         raise Invalid(f"{split!r} is not a split ({', '.join(SPLITS)}).")
+    if selection.startswith("filter:"):
+        return grid_filter(selection.removeprefix("filter:"))
     if selection.startswith("session:"):
         number = selection.removeprefix("session:")
         if number.isdigit() and 1 <= int(number) < 2**63:
             return ImageFilter(session_id=int(number))
         raise Invalid(f"{number!r} is not a capture session's number.")
-    choices = ", ".join([*SELECTIONS, *(f"split:{s}" for s in SPLITS), "session:<number>"])
+    choices = ", ".join(
+        [*SELECTIONS, *(f"split:{s}" for s in SPLITS), "session:<number>", "filter:<query>"]
+    )
     raise Invalid(f"{selection!r} is not a selection of images ({choices}).")
+
+
+def grid_filter(query: str) -> ImageFilter:
+    """The image grid's filter from its URL's query string (``split=val&q=cat``…): the images
+    a user sees in the grid. ``Invalid`` for a key or value the grid does not know."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=False, strict_parsing=bool(query))
+    except ValueError:
+        raise Invalid(f"{query!r} is not a filter of the image grid.") from None
+    given: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in FILTER_KEYS or key in given:
+            raise Invalid(f"{key!r} is not a filter of the image grid, or is given twice.")
+        given[key] = value.strip()
+    split, state = given.get("split") or None, given.get("state") or None
+    if split is not None and split not in SPLITS:
+        raise Invalid(f"{split!r} is not a split ({', '.join(SPLITS)}).")
+    if state is not None and state not in {s.value for s in ImageState}:
+        raise Invalid(f"{state!r} is not a labelling state the grid filters on.")
+    numbers: dict[str, int | None] = {}
+    for key in ("class_id", "session"):
+        text = given.get(key, "")
+        if text and not (text.isdigit() and 1 <= int(text) < 2**63):
+            raise Invalid(f"{text!r} is not a {key.replace('_', ' ')}.")
+        numbers[key] = int(text) if text else None
+    return ImageFilter(
+        split=split,
+        state=ImageState(state) if state else None,
+        class_id=numbers["class_id"],
+        name=given.get("q") or None,
+        session_id=numbers["session"],
+    )
 
 
 def training_imgsz(metrics: Mapping[str, Any]) -> int:
@@ -184,6 +222,7 @@ __all__ = [
     "Screened",
     "clip_box",
     "fraction",
+    "grid_filter",
     "image_size",
     "map_classes",
     "merge_same_class",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
@@ -28,7 +28,11 @@ class AutolabelCreate(BaseModel):
     images at confidence 0.25, NMS IoU 0.7, the model's training image size)."""
 
     model: str | None = Field(None, max_length=200)
-    selection: str = Field("unlabelled", max_length=32)
+    selection: str = Field(
+        "unlabelled",
+        max_length=1000,
+        description="unlabelled, all, split:<name>, session:<id> or filter:<the grid's query>",
+    )
     conf: float | None = None
     iou: float | None = None
     imgsz: int | None = None
@@ -40,20 +44,30 @@ async def _form_context(
     models = await autolabel_service.models_for(stores, name)
     project = await stores.dataset.get(name)
     assert project is not None  # models_for raised NotFound otherwise
+    selections = list(autolabel_service.SELECTION_CHOICES)
+    if values.get("selection", "").startswith("filter:"):
+        selections.insert(0, (values["selection"], "The images the grid's filter shows"))
     return {
         "nav": "projects",
         "project": project,
         "models": models,
-        "selections": autolabel_service.SELECTION_CHOICES,
+        "selections": selections,
         "values": values,
         "error": error,
     }
 
 
 @router.get("/projects/{name}/autolabel", response_class=HTMLResponse)
-async def autolabel_page(request: Request, name: str, stores: StoresDep) -> HTMLResponse:
-    """The auto-label form: whole page, or the form alone for htmx (the review page loads it)."""
-    context = await _form_context(stores, name, {"selection": "unlabelled", "conf": "0.25"})
+async def autolabel_page(
+    request: Request,
+    name: str,
+    stores: StoresDep,
+    selection: Annotated[str, Query(max_length=1000)] = "",
+) -> HTMLResponse:
+    """The auto-label form: whole page, or the form alone for htmx (the review page loads it).
+    ``selection=filter:<grid query>`` (the grid's "Auto-label these") offers those images."""
+    chosen = selection.strip() or "unlabelled"
+    context = await _form_context(stores, name, {"selection": chosen, "conf": "0.25"})
     return render(request, "autolabel/page.html", context, fragment="autolabel/_form.html")
 
 
@@ -63,7 +77,7 @@ async def autolabel_project(
     name: str,
     stores: StoresDep,
     model: Annotated[str, Form(max_length=200)] = "",
-    selection: Annotated[str, Form(max_length=32)] = "unlabelled",
+    selection: Annotated[str, Form(max_length=1000)] = "unlabelled",
     conf: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
     """Queue the run and go on to its task's page; a refusal shows the form again (422)."""

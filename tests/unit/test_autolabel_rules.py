@@ -34,6 +34,17 @@ def test_selections_name_their_filters_and_a_bad_one_is_refused() -> None:
         selection_filter("split:nowhere")
     with pytest.raises(Invalid):
         selection_filter("session:-1")
+
+
+def test_a_grid_filter_selects_what_the_grid_shows_and_nothing_it_does_not_know() -> None:
+    assert selection_filter("filter:split=val&state=unlabelled&q=cat&class_id=4") == ImageFilter(
+        split="val", state=ImageState.UNLABELLED, class_id=4, name="cat"
+    )
+    assert selection_filter("filter:session=3") == ImageFilter(session_id=3)
+    assert selection_filter("filter:") == ImageFilter()
+    for bad in ["split=nowhere", "state=odd", "class_id=x", "order=uncertain", "q=a&q=b", "%%"]:
+        with pytest.raises(Invalid):
+            selection_filter(f"filter:{bad}")
     with pytest.raises(Invalid):
         selection_filter("everything")
 

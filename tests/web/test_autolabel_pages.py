@@ -98,3 +98,25 @@ async def test_posting_the_form_queues_the_task_and_goes_to_its_page(
     }
     assert nothing.status_code == 422 and "no images" in nothing.text
     assert unknown.status_code == 404
+
+
+async def test_the_grids_filter_can_be_auto_labelled_as_it_stands(
+    app: FastAPI, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    await pets(stores_of(app), tmp_path, models=1)
+
+    grid = parse((await client.get("/projects/pets/images?q=p1")).text)
+    link = grid.find("a", id="grid-autolabel").attrs["href"]
+    form = parse((await client.get(link)).text)
+    chosen = form.find("select", id="autolabel-selection").find_all("option")[0]
+    queued = await client.post(
+        "/projects/pets/autolabel", data={"selection": chosen.attrs["value"], "conf": "0.3"}
+    )
+
+    assert link == "/projects/pets/autolabel?selection=filter%3Aq%3Dp1"
+    assert chosen.attrs["value"] == "filter:q=p1" and "selected" in chosen.attrs
+    assert queued.status_code == 303
+    task = await stores_of(app).task.get(int(queued.headers["location"].rsplit("/", 1)[1]))
+    assert task.params["selection"] == "filter:q=p1"
+    unfiltered = parse((await client.get("/projects/pets/images")).text)
+    assert not unfiltered.find_all("a", id="grid-autolabel")
