@@ -30,6 +30,7 @@ from app.web import (
     api_labels,
     api_uploads,
     autolabel_pages,
+    capture_folder_pages,
     evaluation_pages,
     health_pages,
     image_pages,
@@ -158,5 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(prompt_pages.api_router)
     app.include_router(session_pages.router)
     app.include_router(session_pages.api_router)
+    app.include_router(capture_folder_pages.router)
+    app.include_router(capture_folder_pages.api_router)
     install_error_handlers(app)
     return app

@@ -8,13 +8,14 @@ again skips what came in as duplicates).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 import time
 import zipfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -142,6 +143,52 @@ class ZipSource(Source):
         self._archive.close()
 
 
+@dataclass
+class FolderListing:
+    """A folder's files (relative POSIX path → size; hidden ones left out) and its symbolic
+    links that lead outside the allowed roots (relative paths; never followed)."""
+
+    sizes: dict[str, int] = field(default_factory=dict)
+    outside: list[str] = field(default_factory=list)
+
+
+def list_folder(folder: Path, allowed: Sequence[Path]) -> FolderListing:
+    """Walk ``folder``, following a symbolic link only when it stays under one of ``allowed``;
+    a folder reached twice (a link back up, or two links to one place) is read once. Also
+    used by the folder capture, which refuses the links out one by one."""
+    listing = FolderListing()
+    allowed = [Path(root).resolve() for root in allowed]
+    seen = {folder.resolve()}
+    # Links are checked before they are followed.
+    for directory, dirs, names in os.walk(folder, followlinks=True):
+        base = Path(directory)
+        out: set[str] = set()
+        for entry in [*dirs, *names]:
+            full = base / entry
+            if full.is_symlink() and not inside_roots(full.resolve(), allowed):
+                listing.outside.append(full.relative_to(folder).as_posix())
+                out.add(entry)
+        kept = []
+        # Real folders before links, so a file is named by its real path when it can be.
+        for entry in sorted(dirs, key=lambda d: ((base / d).is_symlink(), d)):
+            target = (base / entry).resolve()
+            if entry.startswith(".") or entry in out or target in seen:
+                continue
+            seen.add(target)
+            kept.append(entry)
+        dirs[:] = kept
+        for entry in names:
+            full = base / entry
+            if entry.startswith(".") or entry in out or not full.is_file():
+                continue
+            rel = full.relative_to(folder).as_posix()
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                listing.sizes[rel] = full.stat().st_size
+            if len(listing.sizes) > MAX_MEMBERS:
+                raise Invalid(f"The folder holds more than {MAX_MEMBERS} files.")
+    return listing
+
+
 class FolderSource(Source):
     """A folder on the server. A symbolic link is followed only when it stays under one of
     ``allowed`` (the import roots); one that leads elsewhere refuses the whole import."""
@@ -149,37 +196,13 @@ class FolderSource(Source):
     def __init__(self, folder: Path, allowed: Sequence[Path]) -> None:
         self.name = folder.name
         self._folder = folder
-        self._sizes: dict[str, int] = {}
-        allowed = [Path(root).resolve() for root in allowed]
-        seen = {folder.resolve()}
-        # Links are checked before they are followed; a folder reached twice (a link back up,
-        # or two links to one place) is read once.
-        for directory, dirs, names in os.walk(folder, followlinks=True):
-            base = Path(directory)
-            for entry in [*dirs, *names]:
-                full = base / entry
-                if full.is_symlink() and not _inside(full.resolve(), allowed):
-                    raise Invalid(
-                        f"{full.relative_to(folder)} is a symbolic link that leads outside the "
-                        "import roots; nothing was imported."
-                    )
-            kept = []
-            # Real folders before links, so a file is named by its real path when it can be.
-            for entry in sorted(dirs, key=lambda d: ((base / d).is_symlink(), d)):
-                target = (base / entry).resolve()
-                if entry.startswith(".") or target in seen:
-                    continue
-                seen.add(target)
-                kept.append(entry)
-            dirs[:] = kept
-            for entry in names:
-                full = base / entry
-                if entry.startswith(".") or not full.is_file():
-                    continue
-                rel = full.relative_to(folder).as_posix()
-                self._sizes[rel] = full.stat().st_size
-                if len(self._sizes) > MAX_MEMBERS:
-                    raise Invalid(f"The folder holds more than {MAX_MEMBERS} files.")
+        listing = list_folder(folder, allowed)
+        if listing.outside:
+            raise Invalid(
+                f"{listing.outside[0]} is a symbolic link that leads outside the import roots; "
+                "nothing was imported."
+            )
+        self._sizes = listing.sizes
         self.files = sorted(self._sizes)
 
     def size(self, path: str) -> int:
@@ -192,7 +215,8 @@ class FolderSource(Source):
             raise Invalid(f"{path} cannot be read: {error.strerror}") from None
 
 
-def _inside(path: Path, roots: Sequence[Path]) -> bool:
+def inside_roots(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether a resolved path is one of the roots or lies under one."""
     return any(path == root or path.is_relative_to(root) for root in roots)
 
 
@@ -509,4 +533,13 @@ async def _unlabelled(session: Any, project_id: int, filenames: list[str]) -> di
     return {name: image_id for name, image_id in rows}
 
 
-__all__ = ["FolderSource", "Importer", "Source", "ZipSource", "open_source"]
+__all__ = [
+    "FolderListing",
+    "FolderSource",
+    "Importer",
+    "Source",
+    "ZipSource",
+    "inside_roots",
+    "list_folder",
+    "open_source",
+]

@@ -11,6 +11,7 @@ from app.domain.export_formats import validate_export_options
 from app.domain.models import TaskInfo, TaskStatus
 from app.domain.stores import Stores
 from app.services.projects import get_project
+from app.services.session_settle import settle_after_task
 
 # How many times a kind may be attempted before a silent worker makes it fail for good
 # (training will get 1: a second attempt would start it over).
@@ -45,8 +46,11 @@ async def start_rebalance(stores: Stores, project: str) -> TaskInfo:
 
 
 async def cancel_task(stores: Stores, task_id: int) -> TaskInfo:
-    """Cancel a queued task at once, ask a running one to stop; a finished one stays as it is."""
-    return await stores.task.request_cancel(task_id)
+    """Cancel a queued task at once, ask a running one to stop; a finished one stays as it is.
+    A capture task cancelled before it ran ends its session (nothing else would)."""
+    task = await stores.task.request_cancel(task_id)
+    await settle_after_task(stores, task)
+    return task
 
 
 async def get_task(stores: Stores, task_id: int) -> TaskInfo:

@@ -3,8 +3,9 @@
 OpenCV reads the video in a worker thread a chunk of frames at a time; within a chunk the pure
 rules (``app.domain.capture``) pick the sampled frames and skip those too similar to the last
 kept one (perceptual hash), and the kept ones are encoded as JPEG. The kept frames of a chunk
-are then stored with the session's id, the session's counts and log are updated, and progress
-is reported (which is where a cancel stops it). A cancel keeps what was stored and ends the
+are then stored with the session's id, the session's counts and log are updated (and its new
+frames queued for auto-labelling when the session asks for it), and progress is reported
+(which is where a cancel stops it). A cancel keeps what was stored and ends the
 session ``completed`` (its log says it was cancelled); an error ends it ``failed``. The staged
 video is removed at the end whatever the outcome, except when the worker dies (a retry reads it).
 """
@@ -28,10 +29,11 @@ from app.domain.capture import (
     is_near_duplicate,
     is_sampled,
 )
-from app.domain.errors import Cancelled, DuplicateImage, Invalid
+from app.domain.errors import DuplicateImage, Invalid
 from app.domain.models import SessionStatus
 from app.domain.stores import Stores
 from app.repositories.imaging import hamming, perceptual_hash
+from app.tasks.capture_session import Tally, end_session, ending_session_on_exit
 from app.tasks.context import TaskContext
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 KIND = "capture_video"
 CHUNK_FRAMES = 50  # frames read per hop to the thread: progress and cancel come between chunks
 JPEG_QUALITY = 95
+COUNTS = ("frames_seen", "sampled", "kept", "skipped_near_duplicate", "skipped_duplicate")
 
 
 @dataclass
@@ -116,73 +119,65 @@ async def capture_video(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
     video_name = str(params.get("filename") or source.name)
     if dataset is None:
         raise Invalid("The capture task names no project.")
-    counts = {"frames_seen": 0, "sampled": 0, "kept": 0, "skipped_near_duplicate": 0}
-    counts["skipped_duplicate"] = 0
+    tally = Tally(session_id, dict.fromkeys(COUNTS, 0))
+
+    def cancelled() -> str:
+        return (
+            f"Cancelled after {tally['frames_seen']} frames; the {tally['kept']} kept frames stay."
+        )
+
     try:
-        settings = CaptureSettings.from_dict(dict(params.get("settings") or {}))
-        capture, fps, total = await asyncio.to_thread(_open, source)
-        try:
-            reader = Reader(
-                capture, video_name, frame_step(settings, fps), settings.near_duplicate_bits
-            )
-            await stores.session.record(
-                session_id,
-                log=f"Reading {video_name}: {total or 'unknown number of'} frames at "
-                f"{fps:g} fps; {settings.describe()}.",
-            )
-            await ctx.progress(0.0, "reading the video")
-            while True:
-                chunk = await asyncio.to_thread(reader.read_chunk, CHUNK_FRAMES)
-                added = await _store(stores, dataset, settings.split, session_id, chunk)
-                step = {
-                    "frames_seen": chunk.seen,
-                    "sampled": chunk.sampled,
-                    "kept": added["kept"],
-                    "skipped_near_duplicate": chunk.skipped_near_duplicate,
-                    "skipped_duplicate": added["skipped_duplicate"],
-                }
-                for key, value in step.items():
-                    counts[key] += value
-                if any(step.values()):
-                    await stores.session.record(session_id, counts=step)
-                if chunk.ended:
-                    break
-                fraction = min(reader.index / total, 0.99) if total else 0.0
-                await ctx.progress(
-                    fraction, f"frame {reader.index} of {total or '?'}: {counts['kept']} kept"
+        async with ending_session_on_exit(stores, session_id, cancelled):
+            settings = CaptureSettings.from_dict(dict(params.get("settings") or {}))
+            capture, fps, total = await asyncio.to_thread(_open, source)
+            try:
+                reader = Reader(
+                    capture, video_name, frame_step(settings, fps), settings.near_duplicate_bits
                 )
-        finally:
-            await asyncio.to_thread(capture.release)
-    except Cancelled:
-        await stores.session.record(
-            session_id,
-            log=f"Cancelled after {counts['frames_seen']} frames; the {counts['kept']} kept "
-            "frames stay.",
-            status=SessionStatus.COMPLETED,
-        )
-        raise
-    except Exception as error:
-        message = str(error) if isinstance(error, Invalid) else f"{type(error).__name__}: {error}"
-        await stores.session.record(
-            session_id, log=f"Failed: {message}", status=SessionStatus.FAILED
-        )
-        raise
+                await stores.session.record(
+                    session_id,
+                    log=f"Reading {video_name}: {total or 'unknown number of'} frames at "
+                    f"{fps:g} fps; {settings.describe()}.",
+                )
+                await ctx.progress(0.0, "reading the video")
+                while True:
+                    chunk = await asyncio.to_thread(reader.read_chunk, CHUNK_FRAMES)
+                    added = await _store(stores, dataset, settings.split, session_id, chunk)
+                    await tally.add(
+                        stores,
+                        {
+                            "frames_seen": chunk.seen,
+                            "sampled": chunk.sampled,
+                            "kept": added["kept"],
+                            "skipped_near_duplicate": chunk.skipped_near_duplicate,
+                            "skipped_duplicate": added["skipped_duplicate"],
+                        },
+                    )
+                    if chunk.ended:
+                        break
+                    fraction = min(reader.index / total, 0.99) if total else 0.0
+                    await ctx.progress(
+                        fraction, f"frame {reader.index} of {total or '?'}: {tally['kept']} kept"
+                    )
+            finally:
+                await asyncio.to_thread(capture.release)
     finally:
         # Not reached when the worker dies: then the retry still finds its video.
         await asyncio.to_thread(source.unlink, missing_ok=True)
-    await stores.session.record(
+    await end_session(
+        stores,
         session_id,
-        log=f"Done: {counts['frames_seen']} frames seen, {counts['kept']} kept, "
-        f"{counts['skipped_near_duplicate']} skipped as near-duplicates"
+        f"Done: {tally['frames_seen']} frames seen, {tally['kept']} kept, "
+        f"{tally['skipped_near_duplicate']} skipped as near-duplicates"
         + (
-            f", {counts['skipped_duplicate']} already in the project"
-            if counts["skipped_duplicate"]
+            f", {tally['skipped_duplicate']} already in the project"
+            if tally["skipped_duplicate"]
             else ""
         )
         + ".",
-        status=SessionStatus.COMPLETED,
+        SessionStatus.COMPLETED,
     )
-    return {"session": session_id, **counts}
+    return {"session": session_id, **tally.counts}
 
 
 async def _store(

@@ -13,6 +13,7 @@ from app.domain.models import SPLITS
 from app.domain.stores import Stores
 from app.tasks.autolabel import autolabel_project
 from app.tasks.capture import capture_video
+from app.tasks.capture_folder import capture_folder
 from app.tasks.context import TaskContext
 from app.tasks.evaluation import evaluate_model
 from app.tasks.onnx_export import export_model_onnx
@@ -116,5 +117,6 @@ JOBS: dict[str, Job] = {
     "try_model": try_model,
     "export_onnx": export_model_onnx,
     "capture_video": capture_video,
+    "capture_folder": capture_folder,
     "autolabel": autolabel_project,
 }

@@ -52,6 +52,7 @@ TASK_TITLES = {
     "try_model": "Model tried",
     "autolabel": "Auto-label",
     "capture_video": "Video capture",
+    "capture_folder": "Folder capture",
 }
 
 

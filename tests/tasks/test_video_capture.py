@@ -21,6 +21,7 @@ from app.domain.errors import Cancelled
 from app.domain.models import TaskInfo
 from app.domain.stores import Stores
 from app.main import create_app
+from app.services.autolabel import NO_ACTIVE_MODEL
 from app.tasks.capture import capture_video
 from app.tasks.context import TaskContext
 from app.tasks.worker import run_task
@@ -191,3 +192,21 @@ async def test_a_cancel_keeps_the_frames_stored_and_completes_the_session(
     assert finished.counts["kept"] == len(kept) == 50
     assert "Cancelled" in finished.log[-1]
     assert not source_exists(info)
+
+
+async def test_a_video_session_that_auto_labels_asks_for_it_after_each_chunk_it_kept(
+    app: FastAPI, settings: Settings, tmp_path: Path
+) -> None:
+    stores = stores_of(app)
+    await stores.dataset.create("cam", ["thing"])
+    video = make_video(tmp_path / "short.avi", scenes=2, per_scene=5)
+    session = await stores.session.create("cam", "video", {"autolabel": True})
+    params = {"session": session.id, "source": str(video), "settings": {"every_n": 1}}
+    await stores.task.enqueue("capture_video", params, dataset="cam", max_attempts=1)
+
+    await run_queued(app, settings)
+
+    # Without an active model the follower says so in the session's log (and queues nothing).
+    done = await stores.session.get(session.id)
+    assert done.counts["kept"] == 2
+    assert NO_ACTIVE_MODEL in done.log
