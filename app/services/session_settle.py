@@ -32,10 +32,25 @@ async def settle_session(stores: Stores, session: SessionInfo) -> SessionInfo:
     """The session, ended now when its capture task has ended and left it in progress."""
     if session.status != SessionStatus.IN_PROGRESS or session.source not in FILLED_BY_TASK:
         return session
+    settled, _ = await session_with_task(stores, session)
+    return settled
+
+
+async def session_with_task(
+    stores: Stores, session: SessionInfo
+) -> tuple[SessionInfo, TaskInfo | None]:
+    """The session (settled as ``settle_session`` does) and the capture task that fills it
+    (``None`` for a webcam session, or when the task is no longer on record)."""
+    if session.source not in FILLED_BY_TASK:
+        return session, None
     task = await capture_task(stores, session)
-    if task is None or task.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
-        return session
-    return await _end(stores, session, task)
+    if (
+        session.status == SessionStatus.IN_PROGRESS
+        and task is not None
+        and task.status not in (TaskStatus.QUEUED, TaskStatus.RUNNING)
+    ):
+        session = await _end(stores, session, task)
+    return session, task
 
 
 async def settle_after_task(stores: Stores, task: TaskInfo) -> None:
@@ -60,4 +75,10 @@ async def _end(stores: Stores, session: SessionInfo, task: TaskInfo) -> SessionI
     return await stores.session.record(session.id, log=line, status=status)
 
 
-__all__ = ["CAPTURE_KINDS", "capture_task", "settle_after_task", "settle_session"]
+__all__ = [
+    "CAPTURE_KINDS",
+    "capture_task",
+    "session_with_task",
+    "settle_after_task",
+    "settle_session",
+]

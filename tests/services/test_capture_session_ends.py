@@ -14,7 +14,7 @@ from app.domain.models import SessionInfo, TaskInfo
 from app.domain.stores import Stores
 from app.services.capture import start_video_capture
 from app.services.capture_folder import start_folder_capture
-from app.services.session_settle import settle_session
+from app.services.session_settle import session_with_task, settle_session
 from app.services.tasks import cancel_task
 
 
@@ -76,3 +76,20 @@ async def test_a_queued_capture_task_leaves_its_session_in_progress(
     session, _ = await start(stores, "folder", tmp_path)
     assert (await settle_session(stores, session)).status == "in_progress"
     assert (await stores.session.get(session.id)).log == session.log
+
+
+@pytest.mark.parametrize("source", ["video", "folder"])
+async def test_a_session_is_read_with_its_task_and_settled_on_the_way(
+    stores: Stores, source: str, tmp_path: Path
+) -> None:
+    session, task = await start(stores, source, tmp_path)
+    read, found = await session_with_task(stores, session)
+    assert found is not None and found.id == task.id and read.status == "in_progress"
+
+    await stores.task.request_cancel(task.id)  # as the runner would, without the service
+    read, found = await session_with_task(stores, session)
+
+    assert found is not None and found.status == "cancelled"
+    assert read.status == "completed" and read == await stores.session.get(session.id)
+    webcam = await stores.session.create("cam", "webcam", {})
+    assert await session_with_task(stores, webcam) == (webcam, None)
