@@ -217,7 +217,7 @@ async def test_the_grid_shows_thumbnails_by_static_url_with_the_count(
     assert img.attrs["data-fallback"] == f"/api/v1/projects/{PROJECT}/images/a.png/thumbnail"
     assert (await client.get(img.attrs["src"])).headers["content-type"] == "image/jpeg"
     assert page.find("a", href=f"{PAGE}/images/a.png")
-    annotate = page.find("p", class_="grid-annotate").find("a")
+    annotate = page.find("a", id="grid-annotate-link")
     assert annotate.attrs["href"] == f"{PAGE}/annotate/a.png"
 
 
@@ -244,7 +244,7 @@ async def test_the_grid_filters_combine(
     assert tiles(response.text) == expected
     assert parse(response.text).find("p", id="grid-count").text().startswith(str(len(expected)))
     if expected:  # "Annotate these" starts at the first match and keeps the filters
-        href = parse(response.text).find("p", class_="grid-annotate").find("a").attrs["href"]
+        href = parse(response.text).find("a", id="grid-annotate-link").attrs["href"]
         assert href.startswith(f"{PAGE}/annotate/{expected[0]}")
         assert all(f"{k}={v}" in href for k, v in params.items() if v)
 
