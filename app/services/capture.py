@@ -18,6 +18,7 @@ from app.domain.capture import CaptureSettings, check_video_name
 from app.domain.errors import Invalid, NotFound
 from app.domain.models import ImageFilter, ImageInfo, SessionInfo, SessionSource, TaskInfo
 from app.domain.stores import Stores
+from app.services.session_settle import session_with_task, settle_session
 from app.services.uploads import keep_upload
 
 KIND = "capture_video"
@@ -50,14 +51,21 @@ async def stage_video(stores: Stores, handle: IO[bytes], filename: str, *, max_b
 
 
 async def start_video_capture(
-    stores: Stores, project: str, *, video: Path, filename: str, settings: CaptureSettings
+    stores: Stores,
+    project: str,
+    *,
+    video: Path,
+    filename: str,
+    settings: CaptureSettings,
+    autolabel: bool = False,
 ) -> tuple[SessionInfo, TaskInfo]:
-    """Open a capture session for the staged ``video`` and queue the task that fills it. The
-    staged video is removed when this fails (``NotFound`` for the project)."""
+    """Open a capture session for the staged ``video`` and queue the task that fills it
+    (``autolabel``: its frames are auto-labelled as they arrive). The staged video is removed
+    when this fails (``NotFound`` for the project)."""
     try:
         if await stores.dataset.get(project) is None:
             raise NotFound(f"There is no project named {project!r}.")
-        recorded = {**settings.to_dict(), "filename": filename}
+        recorded = {**settings.to_dict(), "filename": filename, "autolabel": autolabel}
         session = await stores.session.create(project, SessionSource.VIDEO, recorded)
         params = {
             "session": session.id,
@@ -77,23 +85,14 @@ async def start_video_capture(
 
 
 async def list_sessions(stores: Stores, project: str) -> list[SessionInfo]:
-    """The project's sessions, newest first (``NotFound`` for the project)."""
-    return await stores.session.list(project)
-
-
-async def session_task(stores: Stores, session: SessionInfo) -> TaskInfo | None:
-    """The newest capture task that fills the session, if any is still on record."""
-    tasks = await stores.task.list(dataset=session.dataset, kinds=[KIND], limit=200)
-    for task in tasks:
-        if task.params.get("session") == session.id:
-            return task
-    return None
+    """The project's sessions, newest first, each ended now if the task that fills it ended
+    without ending it (``NotFound`` for the project)."""
+    return [await settle_session(stores, s) for s in await stores.session.list(project)]
 
 
 async def session_view(stores: Stores, session_id: int) -> SessionView:
     """A session with its task and its first frames (``NotFound``)."""
-    session = await stores.session.get(session_id)
-    task = await session_task(stores, session)
+    session, task = await session_with_task(stores, await stores.session.get(session_id))
     images = await stores.image.search(
         session.dataset, ImageFilter(session_id=session.id), limit=THUMBNAILS
     )

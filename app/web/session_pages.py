@@ -126,8 +126,9 @@ async def _start(
     video = await capture_service.stage_video(
         stores, upload.file, upload.filename, max_bytes=settings.max_import_bytes
     )
+    autolabel = str(form.get("autolabel") or "").strip().lower() in ("on", "true", "1", "yes")
     return await capture_service.start_video_capture(
-        stores, name, video=video, filename=upload.filename, settings=chosen
+        stores, name, video=video, filename=upload.filename, settings=chosen, autolabel=autolabel
     )
 
 

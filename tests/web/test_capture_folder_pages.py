@@ -74,7 +74,7 @@ async def test_the_folder_form_posts_a_new_session_and_goes_on_to_its_page(
         splits=["train", "val", "test"],
         default_bits=6,
     )
-    form = page.find("form", class_="session-folder-form")
+    form = page.find("form", class_="folder-form")
     assert form.attrs["action"] == "/projects/cam/sessions/folder"
     assert "Auto-label frames as they arrive with the active model" in form.text()
     posted = fields(form)

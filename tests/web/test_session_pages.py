@@ -132,3 +132,30 @@ async def test_the_sessions_list_and_a_session_page_show_counts_log_and_frames(
     assert parse(fragment.text).find("dd", class_="count-kept").text() == "3"
     missing = await client.get("/sessions/999")
     assert missing.status_code == 404
+
+
+async def test_a_video_session_can_auto_label_its_frames_as_they_arrive(
+    app: FastAPI, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    stores = stores_of(app)
+    await stores.dataset.create("cam", ["thing"])
+    video = make_video(tmp_path / "yard.avi", scenes=2, per_scene=2)
+    project = parse((await client.get("/projects/cam")).text)
+    assert project.find("input", id="session-autolabel").attrs["name"] == "autolabel"
+
+    response = await client.post(
+        "/projects/cam/sessions/video",
+        data={"csrf_token": client.cookies["ydc_csrf"], "autolabel": "on"},
+        files={"file": ("yard.avi", video_file(video), "video/x-msvideo")},
+    )
+    plain = await client.post(
+        "/api/v1/projects/cam/sessions/video",
+        files={"file": ("yard.avi", video_file(video), "video/x-msvideo")},
+    )
+
+    assert response.status_code == 303
+    session = await stores.session.get(int(response.headers["location"].rsplit("/", 1)[1]))
+    assert session.settings["autolabel"] is True
+    assert plain.json()["session"]["settings"]["autolabel"] is False
+    page = parse((await client.get(response.headers["location"])).text)
+    assert "Auto-label on arrival" in page.find("dl", class_="session-settings").text()
