@@ -8,7 +8,7 @@ length is over what one upload may carry is refused before its body is read.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.datastructures import FormData, UploadFile
@@ -72,25 +72,48 @@ def request_byte_limit(settings: Settings) -> int:
 
 
 @asynccontextmanager
-async def large_upload_form(
-    request: Request, *, what: str, advice: str = "", max_files: int = 2, max_fields: int = 20
+async def limited_form(
+    request: Request,
+    *,
+    what: str,
+    limit: int,
+    setting: str,
+    advice: str = "",
+    max_files: int = 2,
+    max_fields: int = 20,
 ) -> AsyncIterator[FormData]:
-    """The multipart form of one large upload (a dataset zip, a video, weights), refused (413)
-    before its body is read when its declared length is over ``YDC_MAX_IMPORT_BYTES``;
-    ``what`` names the file in the message, ``advice`` follows it."""
-    settings: Settings = request.app.state.settings
+    """The multipart form of one upload, refused (413) before its body is read when its
+    declared length is over ``limit`` bytes (the ``setting`` that sets it is named in the
+    message, with ``what`` the file is and ``advice`` after it)."""
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > settings.max_import_bytes + FORM_OVERHEAD_BYTES:
+    if length.isdigit() and int(length) > limit + FORM_OVERHEAD_BYTES:
         raise HTTPException(
             413,
             f"The upload is {file_size(int(length))}; {what} may be at most "
-            f"{file_size(settings.max_import_bytes)} (YDC_MAX_IMPORT_BYTES).{advice}",
+            f"{file_size(limit)} ({setting}).{advice}",
         )
     form = await request.form(max_files=max_files, max_fields=max_fields)
     try:
         yield form
     finally:
         await form.close()
+
+
+def large_upload_form(
+    request: Request, *, what: str, advice: str = "", max_files: int = 2, max_fields: int = 20
+) -> AbstractAsyncContextManager[FormData]:
+    """The form of one large upload (a dataset zip, a video, weights): limited by
+    ``YDC_MAX_IMPORT_BYTES``."""
+    settings: Settings = request.app.state.settings
+    return limited_form(
+        request,
+        what=what,
+        limit=settings.max_import_bytes,
+        setting="YDC_MAX_IMPORT_BYTES",
+        advice=advice,
+        max_files=max_files,
+        max_fields=max_fields,
+    )
 
 
 @asynccontextmanager

@@ -27,10 +27,9 @@ from app.domain.models import SPLITS, SessionInfo, TaskInfo
 from app.domain.stores import Stores
 from app.services import capture as capture_service
 from app.services import webcam as webcam_service
-from app.web.api_uploads import FORM_OVERHEAD_BYTES, large_upload_form
+from app.web.api_uploads import large_upload_form, limited_form
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
-from app.web.formatting import file_size
 from app.web.render import redirect, render
 from app.web.schemas import TaskOut
 
@@ -155,24 +154,21 @@ async def _post_frame(
     """The frame of a multipart post (``file``, ``mode``), refused (413) before its body is
     read when its declared length is over what one image may be."""
     settings: Settings = request.app.state.settings
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > settings.max_upload_bytes + FORM_OVERHEAD_BYTES:
-        raise HTTPException(
-            413,
-            f"The frame is {file_size(int(length))}; an image may be at most "
-            f"{file_size(settings.max_upload_bytes)} (YDC_MAX_UPLOAD_BYTES).",
-        )
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise HTTPException(422, "Send the frame as multipart/form-data: 'file' and 'mode'.")
-    form = await request.form(max_files=1, max_fields=5)
-    try:
+    async with limited_form(
+        request,
+        what="a frame",
+        limit=settings.max_upload_bytes,
+        setting="YDC_MAX_UPLOAD_BYTES",
+        max_files=1,
+        max_fields=5,
+    ) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise Invalid("Send the frame as a file in the 'file' field.")
         mode = frame_mode(str(form.get("mode") or "manual"))
         return await webcam_service.add_webcam_frame(stores, session_id, upload.file, mode=mode)
-    finally:
-        await form.close()
 
 
 # --- pages ------------------------------------------------------------------------------------
