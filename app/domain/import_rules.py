@@ -10,10 +10,10 @@ with a few example file names. Nothing here touches a disk or a database: the im
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import PurePosixPath
+from pathlib import PurePath, PurePosixPath
 from typing import Any
 
 from app.domain.errors import Invalid
@@ -28,6 +28,11 @@ ROUNDING = 1e-6
 EXAMPLES_PER_REASON = 10
 
 Box = tuple[int, float, float, float, float]  # class index (in the source's names), x, y, w, h
+
+
+def inside_roots(path: PurePath, roots: Sequence[PurePath]) -> bool:
+    """Whether a resolved path is one of the import roots or lies under one."""
+    return any(path == root or path.is_relative_to(root) for root in roots)
 
 
 class Group(StrEnum):
@@ -609,6 +614,7 @@ __all__ = [
     "clean_parts",
     "dataset_yaml_splits",
     "group_of",
+    "inside_roots",
     "is_image",
     "is_other_picture",
     "list_file_entries",

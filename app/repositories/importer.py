@@ -30,6 +30,7 @@ from app.domain.import_rules import (
     LabelRead,
     Reason,
     class_mapping,
+    inside_roots,
     pixel_box,
     read_yolo_labels,
     remap,
@@ -213,11 +214,6 @@ class FolderSource(Source):
             return (self._folder / path).read_bytes()
         except OSError as error:
             raise Invalid(f"{path} cannot be read: {error.strerror}") from None
-
-
-def inside_roots(path: Path, roots: Sequence[Path]) -> bool:
-    """Whether a resolved path is one of the roots or lies under one."""
-    return any(path == root or path.is_relative_to(root) for root in roots)
 
 
 def open_source(path: Path, *, allowed: Sequence[Path] = ()) -> Source:
@@ -539,7 +535,6 @@ __all__ = [
     "Importer",
     "Source",
     "ZipSource",
-    "inside_roots",
     "list_folder",
     "open_source",
 ]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from app.domain.errors import AlreadyExists, Forbidden, Invalid, NotFound
-from app.domain.import_rules import ImportReport
+from app.domain.import_rules import ImportReport, inside_roots
 from app.domain.models import TaskInfo, TaskStatus
 from app.domain.stores import Stores
 from app.domain.validation import validate_project_name
@@ -41,7 +41,7 @@ def server_folder(raw: str, roots: Sequence[Path]) -> Path:
     if not folder.is_absolute():
         raise Invalid(f"{text!r} is not an absolute path (it must start with /).")
     resolved = folder.resolve()
-    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+    if not inside_roots(resolved, roots):
         raise Forbidden(
             f"{text} is outside the folders ydc may import from "
             f"({', '.join(str(r) for r in roots)})."

@@ -31,9 +31,10 @@ from app.domain.capture_folder import (
     settled,
 )
 from app.domain.errors import DuplicateImage, Invalid, NearDuplicate
+from app.domain.import_rules import inside_roots
 from app.domain.models import SessionStatus
 from app.domain.stores import Stores
-from app.repositories.importer import inside_roots, list_folder
+from app.repositories.importer import list_folder
 from app.services.imports import server_folder
 from app.tasks.capture_session import Tally, end_session, ending_session_on_exit
 from app.tasks.context import TaskContext
