@@ -1,4 +1,5 @@
-"""The ``ydc`` command: serve, migrate, worker, export, import, reconcile, sync-from-disk."""
+"""The ``ydc`` command: serve, migrate, worker, export, import, reconcile, sync-from-disk,
+user."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from app.config import Settings
+from app.config import ExposedWithoutAccounts, Settings
 from app.db.migrate import upgrade_to_head, upgrade_to_head_sync
-from app.domain.errors import YdcError
+from app.domain.accounts import Role
+from app.domain.errors import Invalid, YdcError
 from app.domain.reconcile import (
     FOUND_TITLES,
     Finding,
@@ -32,6 +34,8 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.main import create_app
+
+    settings.refuse_exposure()  # beyond loopback only with accounts on
 
     # A clear refusal here rather than a traceback from the app's start-up.
     with DataDirLock(settings.data_dir) as lock:
@@ -121,6 +125,52 @@ async def _import(settings: Settings, args: argparse.Namespace) -> int:
         for reason, count, examples in report.rows(group):
             shown = f"  e.g. {examples[0]}" if examples and group == Group.SKIPPED else ""
             print(f"  {count:>7}  {reason.value}{shown}")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    """The new password: asked twice on a terminal, else the first line of stdin."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        raise Invalid("The two passwords differ; nothing was changed.")
+    return first
+
+
+async def _user(settings: Settings, args: argparse.Namespace) -> int:
+    """``ydc user add|list|remove|set-role|password``: manage accounts (works while a server
+    runs: the accounts live in the database, which takes concurrent writers)."""
+    from app.repositories import create_stores
+    from app.services import accounts
+
+    password = _read_password(args) if args.action in ("add", "password") else ""
+    await upgrade_to_head(settings.database_url)
+    stores = create_stores(settings)
+    try:
+        store = stores.account
+        if args.action == "add":
+            user = await accounts.add_user(store, args.name, args.role, password)
+            print(f"added {user.name} ({user.role})")
+        elif args.action == "list":
+            for user in await store.users():
+                state = " (disabled)" if user.disabled else ""
+                print(f"{user.name}\t{user.role}{state}")
+        elif args.action == "remove":
+            await accounts.remove_user(store, args.name)
+            print(f"removed {args.name}")
+        elif args.action == "set-role":
+            user = await accounts.set_role(store, args.name, args.role)
+            print(f"{user.name} is now {user.role}")
+        else:
+            await accounts.reset_password(store, args.name, password)
+            print(f"changed the password of {args.name} (their sessions ended)")
+    finally:
+        await stores.close()
+    if not settings.accounts and args.action == "add":
+        print("note: accounts are off; set YDC_ACCOUNTS=true to require a login")
     return 0
 
 
@@ -244,6 +294,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="take labels from .txt files even where the database has some",
     )
+    user = sub.add_parser("user", help="manage accounts (YDC_ACCOUNTS=true)")
+    actions = user.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="add a user; the password is asked, or read from stdin")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    actions.add_parser("list", help="list the users and their roles")
+    remove = actions.add_parser("remove", help="remove a user (labels keep their name)")
+    remove.add_argument("name")
+    set_role = actions.add_parser("set-role", help="give a user another role")
+    set_role.add_argument("name")
+    set_role.add_argument("role", choices=[r.value for r in Role])
+    password = actions.add_parser("password", help="set a user's password (asked, or stdin)")
+    password.add_argument("name")
     return parser
 
 
@@ -259,10 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         "import": lambda s, a: asyncio.run(_import(s, a)),
         "reconcile": lambda s, a: asyncio.run(_reconcile(s, a)),
         "sync-from-disk": lambda s, a: asyncio.run(_sync(s, a)),
+        "user": lambda s, a: asyncio.run(_user(s, a)),
     }
     try:
         return commands[args.command](settings, args)
-    except YdcError as error:
+    except (YdcError, ExposedWithoutAccounts) as error:
         print(f"ydc: {error}", file=sys.stderr)
         return 2
 

@@ -8,6 +8,13 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# Host names that only this machine can reach: listening there needs no login.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class ExposedWithoutAccounts(RuntimeError):
+    """YDC_HOST is not loopback and YDC_ACCOUNTS is off."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YDC_", extra="ignore")
@@ -35,6 +42,12 @@ class Settings(BaseSettings):
     )
     clip_weights: Path | None = Field(
         None, description="CLIP ViT-B/32 text encoder (.pt); default: the uploaded one."
+    )
+    accounts: bool = Field(
+        False, description="Named users with roles: every page, the API and /media need a login."
+    )
+    session_days: float = Field(
+        14.0, gt=0, le=366, description="How long a login lasts (a session cookie's lifetime)."
     )
     log_level: str = "INFO"
 
@@ -77,6 +90,21 @@ class Settings(BaseSettings):
         """Every host name a request may use: loopback names, YDC_HOST, YDC_ALLOWED_HOSTS."""
         return {"127.0.0.1", "localhost", "::1", self.host, *self.allowed_hosts}
 
+    @property
+    def exposed_without_accounts(self) -> bool:
+        """Whether ydc would listen beyond loopback with no login in front of it."""
+        return not self.accounts and self.host.strip("[]").lower() not in LOOPBACK_HOSTS
+
+    def refuse_exposure(self) -> None:
+        """Raise ``ExposedWithoutAccounts`` when binding beyond loopback without accounts."""
+        if self.exposed_without_accounts:
+            raise ExposedWithoutAccounts(
+                f"ydc will not listen on {self.host!r} without accounts: anyone who reaches it "
+                "could read and change every project. Set YDC_ACCOUNTS=true and create an admin "
+                "(ydc user add NAME --role admin), or keep YDC_HOST=127.0.0.1. See the README, "
+                "sections “Accounts” and “Deployment”."
+            )
+
     def as_env(self) -> dict[str, str]:
         """These settings as ``YDC_*`` variables, for a worker subprocess."""
         import os
@@ -94,6 +122,8 @@ class Settings(BaseSettings):
             "YDC_MAX_IMAGE_PIXELS": str(self.max_image_pixels),
             "YDC_MAX_IMPORT_BYTES": str(self.max_import_bytes),
             "YDC_LOG_LEVEL": self.log_level,
+            "YDC_ACCOUNTS": str(self.accounts).lower(),
+            "YDC_SESSION_DAYS": str(self.session_days),
             "YDC_WORLD_WEIGHTS": str(self.world_weights or ""),
             "YDC_CLIP_WEIGHTS": str(self.clip_weights or ""),
         }

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -24,6 +24,7 @@ from app.repositories.datadir_lock import DataDirLock
 from app.services.storage import reconcile_at_start
 from app.tasks.runner import TaskRunner
 from app.web import (
+    account_pages,
     annotate_pages,
     api,
     api_images,
@@ -43,11 +44,13 @@ from app.web import (
     task_pages,
     training_pages,
 )
+from app.web.auth import AccountGate
 from app.web.csrf import CsrfCookie
 from app.web.errors import install_error_handlers
 from app.web.formatting import TEMPLATE_GLOBALS
 from app.web.headers import SecurityHeaders
 from app.web.media import MediaFiles
+from app.web.permissions import authorize
 from app.web.security import HostOriginCheck
 from app.web.urls import TEMPLATE_URLS
 
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.refuse_exposure()  # beyond loopback only with accounts on
         # Alone on the data dir (no other server or worker): every temp file is stale.
         lock = DataDirLock(settings.data_dir)
         alone = lock.try_exclusive()
@@ -100,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="ydc — YOLO Dataset Creator",
         version=VERSION,
         lifespan=lifespan,
+        dependencies=[Depends(authorize)],  # the role each route needs (accounts on)
         description="Make YOLO object-detection datasets: projects, classes, images, labels, "
         "tasks. JSON API under /api/v1.",
     )
@@ -113,7 +118,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.templates = templates
     # add_middleware wraps: the last added runs first. Security headers go on every answer
-    # (refusals and 500s included); foreign hosts are refused before the app sees them.
+    # (refusals and 500s included); foreign hosts are refused before the app sees them, and
+    # (accounts on) requests without a login before they reach a route or /media.
+    if settings.accounts:
+        app.add_middleware(AccountGate)
     app.add_middleware(CsrfCookie)
     app.add_middleware(HostOriginCheck, allowed_hosts=settings.hosts)
     app.add_middleware(SecurityHeaders)
@@ -161,5 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(session_pages.api_router)
     app.include_router(capture_folder_pages.router)
     app.include_router(capture_folder_pages.api_router)
+    app.include_router(account_pages.router)
+    app.include_router(account_pages.api_router)
     install_error_handlers(app)
     return app

@@ -177,6 +177,10 @@ class Label(Base):
         Index("ix_label_image_status_class", "image_id", "status", "class_id"),
         Index("ix_label_class", "class_id"),
         Index("ix_label_model", "model_id"),
+        # The per-annotator progress view counts by actor and day.
+        Index("ix_label_created_by", "created_by", "created_at"),
+        Index("ix_label_updated_by", "updated_by", "updated_at"),
+        Index("ix_label_reviewed_by", "reviewed_by", "reviewed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -192,6 +196,12 @@ class Label(Base):
     model_id: Mapped[int | None] = mapped_column(ForeignKey("model.id", ondelete="SET NULL"))
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+    # Who (an account's name, kept when the account goes; null without accounts or for work
+    # no person did) created the row, last changed its box or class, accepted or rejected it.
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    reviewed_by: Mapped[str | None] = mapped_column(String(64))
+    reviewed_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Task(Base):
@@ -231,3 +241,44 @@ class TrainingEpoch(Base):
     epoch: Mapped[int] = mapped_column(Integer)  # 1-based
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class Account(Base):
+    """A person who logs in (with accounts on): a name, a role and a password hash."""
+
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    name_key: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class AccountSession(Base):
+    """A login: the SHA-256 of the session cookie's token (deleting the row logs out)."""
+
+    __tablename__ = "account_session"
+    __table_args__ = (Index("ix_account_session_account", "account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class ApiToken(Base):
+    """A script's credential: the SHA-256 of a bearer token, shown once when made."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (Index("ix_api_token_account", "account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    last_used_at: Mapped[float | None] = mapped_column(Float)

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from app.domain.accounts import AccountStore
 from app.domain.errors import DuplicateImage, Invalid
 from app.domain.import_rules import ImportReport
 from app.domain.labels import ImageLabels, SuggestionCount, UncertainImage
@@ -797,6 +798,7 @@ class Stores:
     session: SessionStore
     task: TaskStore
     storage: StorageStore
+    account: AccountStore
     unit_of_work: Callable[[], AbstractAsyncContextManager[UnitOfWork]]
     data_dir: Path
     close: Callable[[], Awaitable[None]]

@@ -7,6 +7,7 @@ from app.config import Settings
 from app.db.engine import make_engine
 from app.db.uow import Database
 from app.domain.stores import Stores
+from app.repositories.accounts import SqlAccountStore
 from app.repositories.datasets import SqlDatasetStore
 from app.repositories.files import Layout
 from app.repositories.images import SqlImageStore
@@ -37,6 +38,7 @@ def create_stores(settings: Settings) -> Stores:
         session=SqlSessionStore(db),
         task=SqlTaskStore(db),
         storage=SqlStorageStore(db, layout, images, max_upload_bytes=settings.max_upload_bytes),
+        account=SqlAccountStore(db),
         unit_of_work=db.unit,
         data_dir=settings.data_dir,
         close=db.dispose,

@@ -20,6 +20,7 @@ from sqlalchemy.sql import ColumnElement
 
 from app.db.models import Image, Label, Model, Project, ProjectClass
 from app.db.uow import Database, SqlUnitOfWork
+from app.domain.accounts import acting_user
 from app.domain.autolabel import Box, screen
 from app.domain.errors import Conflict, Invalid, NotFound
 from app.domain.labels import (
@@ -162,6 +163,7 @@ class SqlLabelStore(LabelStore):
                 elif no_objects or row.id in rejected:
                     row.status = LabelStatus.REJECTED
                     row.updated_at = stamp
+                    row.reviewed_by, row.reviewed_at = acting_user.get(), stamp
                 else:
                     still_pending.append((row, model))
             # The label file is staged (written and fsynced in a thread) while the label rows
@@ -317,7 +319,7 @@ class SqlLabelStore(LabelStore):
                 await session.execute(
                     update(Label)
                     .where(Label.image_id == image.id, Label.status == LabelStatus.PENDING)
-                    .values(status=LabelStatus.REJECTED, updated_at=now())
+                    .values(status=LabelStatus.REJECTED, **_reviewed(now()))
                 )
             image.no_objects = no_objects
             image.version += 1
@@ -340,7 +342,7 @@ class SqlLabelStore(LabelStore):
             models = await _model_ids(
                 session, image.project_id, (a.model for a in annotations if a.model)
             )
-            stamp = now()
+            stamp, actor = now(), acting_user.get()
             session.add_all(
                 Label(
                     image_id=image.id,
@@ -355,6 +357,7 @@ class SqlLabelStore(LabelStore):
                     model_id=models.get(ann.model) if ann.model else None,
                     created_at=stamp,
                     updated_at=stamp,
+                    created_by=actor,
                 )
                 for ann in annotations
             )
@@ -455,6 +458,7 @@ class SqlLabelStore(LabelStore):
                             model_id=model_id,
                             created_at=stamp,
                             updated_at=stamp,
+                            created_by=acting_user.get(),
                         )
                     )
                     counts["added"] += 1
@@ -512,7 +516,7 @@ class SqlLabelStore(LabelStore):
             await session.execute(
                 update(Label)
                 .where(Label.id.in_(chosen))
-                .values(status=status, updated_at=now())
+                .values(status=status, **_reviewed(now()))
                 .execution_options(synchronize_session=False)
             )
             if status == LabelStatus.ACCEPTED:
@@ -627,7 +631,7 @@ class SqlLabelStore(LabelStore):
                     Label.image_id.in_(select(Image.id).where(Image.project_id == project.id)),
                     _pending_above(threshold),
                 )
-                .values(status=LabelStatus.ACCEPTED, updated_at=stamp)
+                .values(status=LabelStatus.ACCEPTED, **_reviewed(stamp))
                 .execution_options(synchronize_session=False)
             )
             count = accepted.rowcount  # type: ignore[attr-defined]
@@ -670,6 +674,7 @@ def _apply(
     suggestion kept is accepted) and the rows they add, each with its model's name."""
     kept: dict[int, tuple[Label, str | None]] = {}
     added: list[tuple[Label, str | None]] = []
+    actor = acting_user.get()
     for ann in annotations:
         class_id = classes[ann.class_id][0]
         found = current.get(ann.id) if ann.id is not None else None
@@ -681,6 +686,10 @@ def _apply(
             if (row.class_id, row.x, row.y, row.w, row.h) != box or (
                 row.status != LabelStatus.ACCEPTED
             ):
+                if (row.class_id, row.x, row.y, row.w, row.h) != box:
+                    row.updated_by = actor
+                if row.status != LabelStatus.ACCEPTED:  # a suggestion kept is accepted
+                    row.reviewed_by, row.reviewed_at = actor, stamp
                 row.class_id, row.x, row.y, row.w, row.h = box
                 row.status = LabelStatus.ACCEPTED
                 row.updated_at = stamp
@@ -699,10 +708,17 @@ def _apply(
             model_id=models.get(ann.model) if ann.model else None,
             created_at=stamp,
             updated_at=stamp,
+            created_by=actor,
         )
         session.add(row)
         added.append((row, ann.model or None))
     return list(kept.values()), added
+
+
+def _reviewed(stamp: float) -> dict[str, object]:
+    """The columns an accept or reject sets: when, and who (``acting_user``; null without
+    accounts)."""
+    return {"updated_at": stamp, "reviewed_at": stamp, "reviewed_by": acting_user.get()}
 
 
 def _pending_above(threshold: float) -> ColumnElement[bool]:

@@ -31,8 +31,11 @@ def revision_in(path: Path) -> list[str]:
         return [rev for (rev,) in conn.execute("SELECT version_num FROM alembic_version")]
 
 
-def test_the_models_have_the_eight_ydc_tables() -> None:
+def test_the_models_have_the_eleven_ydc_tables() -> None:
     assert {
+        "account",
+        "account_session",
+        "api_token",
         "project",
         "project_class",
         "capture_session",
