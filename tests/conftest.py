@@ -4,28 +4,45 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import text
 
 from app.config import Settings
 from app.db.migrate import upgrade_to_head
 from app.domain.stores import Stores
 from app.repositories import create_stores
 
-pytest_plugins = ["tests.shapes"]  # the session fixture shapes_model
+# The session fixtures shapes_model and postgres_server (a real PostgreSQL for both backends).
+pytest_plugins = ["tests.shapes", "tests.postgres"]
+
+# The databases ydc runs on. tests/contract and tests/services run on each (their conftest
+# parametrises ``database_backend``); the other tests run on SQLite.
+DATABASE_BACKENDS = ("sqlite", "postgresql")
 
 # Small real exports from other tools, kept in the repository (CI runs on a bare clone).
 TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings on a fresh data dir under ``tmp_path`` (a SQLite file, never ``:memory:``)."""
+def database_backend() -> str:
+    """The database of the test's settings: SQLite unless a folder's conftest says otherwise."""
+    return "sqlite"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_backend: str, request: pytest.FixtureRequest) -> Settings:
+    """Settings on a fresh data dir under ``tmp_path``, with a SQLite file there (never
+    ``:memory:``) or a fresh database of the test PostgreSQL server."""
+    assert database_backend in DATABASE_BACKENDS
+    postgres = database_backend == "postgresql"
     return Settings(
         data_dir=tmp_path / "data",
+        database_url=request.getfixturevalue("postgres_url") if postgres else "",
         task_heartbeat_s=2.0,
         run_tasks=False,
         allowed_hosts=["testserver"],  # httpx's ASGI client's host
@@ -41,6 +58,17 @@ async def stores(settings: Settings) -> AsyncIterator[Stores]:
         yield built
     finally:
         await built.close()
+
+
+async def execute_sql(stores: Stores, statement: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Run one SQL statement on the stores' database in a unit of its own (for what no store
+    method does, such as flagging a row missing) and return its rows. Write SQL both SQLite and
+    PostgreSQL take (booleans as ``true``/``false``)."""
+    async with stores.unit_of_work() as uow:
+        result = await uow.session.execute(text(statement), params)  # type: ignore[attr-defined]
+        rows = [tuple(row) for row in result.all()] if result.returns_rows else []
+        await uow.commit()
+    return rows
 
 
 async def arm_csrf(client: httpx.AsyncClient) -> httpx.AsyncClient:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import ColumnElement, and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Image, Label, Project, ProjectClass
@@ -35,6 +36,21 @@ PALETTE = (
 
 def now() -> float:
     return time.time()
+
+
+def id_window(
+    session: AsyncSession, column: Any, *, after_id: int | None, before_id: int | None
+) -> list[ColumnElement[bool]]:
+    """Keyset bounds on an integer id column. A bound past the largest id the column holds
+    (2**31 - 1 on PostgreSQL, 2**63 - 1 on SQLite) means "after none" or "before all", where
+    PostgreSQL would refuse the number itself."""
+    largest = 2**31 - 1 if session.get_bind().dialect.name == "postgresql" else 2**63 - 1
+    clauses: list[ColumnElement[bool]] = []
+    if after_id is not None:
+        clauses.append(column > min(after_id, largest))
+    if before_id is not None and before_id <= largest:
+        clauses.append(column < before_id)
+    return clauses
 
 
 def colour_for(position: int) -> str:

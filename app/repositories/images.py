@@ -42,6 +42,7 @@ from app.domain.stores import ImageStore, ProgressCallback
 from app.domain.validation import safe_filename, validate_split
 from app.repositories.common import (
     has_accepted_labels,
+    id_window,
     image_info,
     image_row,
     now,
@@ -724,10 +725,9 @@ class SqlImageStore(ImageStore):
                 .order_by(Image.id.desc() if before_id is not None else Image.id)
                 .limit(limit)
             )
-            if after_id is not None:
-                query = query.where(Image.id > after_id)
-            if before_id is not None:
-                query = query.where(Image.id < before_id)
+            query = query.where(
+                *id_window(session, Image.id, after_id=after_id, before_id=before_id)
+            )
             rows = (await session.execute(query)).all()
         # One folder per split, not five path joins per image.
         folders = {split: self._layout.image(project.name, split, "") for split in SPLITS}

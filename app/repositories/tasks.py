@@ -19,7 +19,7 @@ from app.db.uow import Database
 from app.domain.errors import Conflict, Invalid, NotFound
 from app.domain.models import TaskInfo, TaskStatus
 from app.domain.stores import TaskStore
-from app.repositories.common import now, project_by_name
+from app.repositories.common import id_window, now, project_by_name
 
 
 class SqlTaskStore(TaskStore):
@@ -102,8 +102,7 @@ class SqlTaskStore(TaskStore):
             if dataset is not None:
                 project = await project_by_name(session, dataset)
                 query = query.where(Task.project_id == project.id)
-            if before_id is not None:
-                query = query.where(Task.id < before_id)
+            query = query.where(*id_window(session, Task.id, after_id=None, before_id=before_id))
             rows = (await session.execute(query)).all()
         return [self._info(row, name) for row, name in rows]
 

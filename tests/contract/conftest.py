@@ -1,8 +1,9 @@
 """The contract suite's fixtures: the store bundle of every backend, and a sample project.
 
-Every test that asks for ``stores`` runs once per entry of ``BACKENDS``; a new backend (an
-in-memory fake, PostgreSQL) is one more entry there: an async context manager that takes the
-test's settings and fixture request and yields a ``Stores`` on an empty data dir.
+Every test that asks for ``stores`` (or ``settings``) runs once per entry of ``BACKENDS``: the
+SQLAlchemy stores on SQLite and on PostgreSQL. A new backend (an in-memory fake) is one more entry
+there: an async context manager that takes the test's settings and fixture request and yields a
+``Stores`` on an empty data dir.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @asynccontextmanager
-async def sql_backend(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
+async def sqlite_backend(
+    settings: Settings, request: pytest.FixtureRequest
+) -> AsyncIterator[Stores]:
     """The SQLAlchemy stores on a migrated SQLite file in the test's data dir."""
     template: Path = request.getfixturevalue("migrated_sqlite")
     database = settings.data_dir / "ydc.db"
@@ -53,15 +56,37 @@ async def sql_backend(settings: Settings, request: pytest.FixtureRequest) -> Asy
         await built.close()
 
 
+@asynccontextmanager
+async def postgresql_backend(
+    settings: Settings, _request: pytest.FixtureRequest
+) -> AsyncIterator[Stores]:
+    """The SQLAlchemy stores on a fresh database cloned from the migrated template."""
+    assert settings.database_url.startswith("postgresql+asyncpg://")
+    built = create_stores(settings)
+    try:
+        yield built
+    finally:
+        await built.close()
+
+
 BACKENDS: dict[str, BackendFactory] = {
-    "sql": sql_backend,
+    "sqlite": sqlite_backend,
+    "postgresql": postgresql_backend,
 }
 
 
 @pytest.fixture(params=list(BACKENDS))
-async def stores(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Stores]:
-    """The stores of one backend on an empty data dir (overrides the SQL-only fixture)."""
-    async with BACKENDS[request.param](settings, request) as built:
+def database_backend(request: pytest.FixtureRequest) -> str:
+    """Each contract test runs on every backend (the settings fixture follows it)."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def stores(
+    database_backend: str, request: pytest.FixtureRequest, settings: Settings
+) -> AsyncIterator[Stores]:
+    """The stores of one backend on an empty data dir (overrides the SQLite-only fixture)."""
+    async with BACKENDS[database_backend](settings, request) as built:
         yield built
 
 

@@ -7,8 +7,6 @@ of the images: an add, a delete, a delete followed by an add, a move between spl
 
 from __future__ import annotations
 
-import sqlite3
-
 import cv2
 import numpy as np
 import pytest
@@ -17,7 +15,7 @@ import app.repositories.datasets as sql_datasets
 from app.domain.errors import Invalid, NotFound
 from app.domain.models import SPLITS, DatasetHealth, NearDuplicateGroup, SplitHealth
 from app.domain.stores import Stores
-from tests.conftest import encode, make_image
+from tests.conftest import encode, execute_sql, make_image
 from tests.contract.support import box, image_file, upload
 
 CAT, DOG, BIRD = 0, 1, 2  # YOLO indices of the sample project's classes
@@ -37,12 +35,11 @@ def twin(seed: int, step: int) -> bytes:
     return encode(pixels, ".png")
 
 
-def mark_missing(stores: Stores, split: str, filename: str) -> None:
+async def mark_missing(stores: Stores, split: str, filename: str) -> None:
     """Lose the file and flag the row, as the start-up reconcile does (no store method sets the
     flag, so the SQL backend's row is changed directly)."""
     image_file(stores, split, filename).unlink()
-    with sqlite3.connect(stores.data_dir / "ydc.db") as conn:
-        conn.execute("UPDATE image SET missing = 1 WHERE filename = ?", (filename,))
+    await execute_sql(stores, "UPDATE image SET missing = true WHERE filename = :f", f=filename)
 
 
 def split(health: DatasetHealth, name: str) -> SplitHealth:
@@ -94,7 +91,7 @@ async def test_images_are_counted_per_split_by_labelling_state(
             await stores.label.set_no_objects(project, name, True)
     for name, where, *_, missing in samples:
         if missing:
-            mark_missing(stores, where, name)
+            await mark_missing(stores, where, name)
 
     health = await stores.dataset.health(project)
 

@@ -10,7 +10,6 @@ is a mistake to report, not an empty grid).
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from app.domain.errors import Invalid, NotFound
 from app.domain.models import SPLITS, ImageFilter, ImageInfo, ImageState
 from app.domain.splits import DEFAULT_RATIOS, draw_split
 from app.domain.stores import Stores
+from tests.conftest import execute_sql
 from tests.contract.support import (
     box,
     files_under,
@@ -78,12 +78,11 @@ SAMPLES = [
 ]
 
 
-def mark_missing(stores: Stores, split: str, filename: str) -> None:
+async def mark_missing(stores: Stores, split: str, filename: str) -> None:
     """Lose the image's file and flag its row missing, as the start-up reconcile would (no store
     method sets the flag, so the SQL backend's row is changed directly)."""
     image_file(stores, split, filename).unlink()
-    with sqlite3.connect(stores.data_dir / "ydc.db") as conn:
-        conn.execute("UPDATE image SET missing = 1 WHERE filename = ?", (filename,))
+    await execute_sql(stores, "UPDATE image SET missing = true WHERE filename = :f", f=filename)
 
 
 async def fill(stores: Stores, project: str, samples: list[Sample]) -> None:
@@ -102,7 +101,7 @@ async def fill(stores: Stores, project: str, samples: list[Sample]) -> None:
             )
     for sample in samples:
         if sample.missing:
-            mark_missing(stores, sample.split, sample.filename)
+            await mark_missing(stores, sample.split, sample.filename)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from app.repositories.imaging import (
     perceptual_hash,
     phash_bands,
 )
-from tests.conftest import encode, make_image
+from tests.conftest import encode, execute_sql, make_image
 from tests.contract.support import (
     box,
     files_under,
@@ -276,15 +276,15 @@ async def test_a_different_picture_draws_its_own_split(stores: Stores, project: 
 async def test_the_perceptual_hash_is_stored_with_its_index_bands(
     stores: Stores, project: str, request: pytest.FixtureRequest
 ) -> None:
-    if request.node.callspec.params.get("stores") != "sql":
+    if request.node.callspec.params.get("database_backend") not in ("sqlite", "postgresql"):
         pytest.skip("the band columns are how the SQL store finds near-duplicates")
     info = await save(stores, "a.png", encode(scene(12), ".png"))
 
-    with sqlite3.connect(stores.data_dir / "ydc.db") as conn:
-        row = conn.execute(
-            "SELECT phash, phash_b0, phash_b1, phash_b2, phash_b3, phash_b4 FROM image"
-            " WHERE filename = 'a.png'"
-        ).fetchone()
+    [row] = await execute_sql(
+        stores,
+        "SELECT phash, phash_b0, phash_b1, phash_b2, phash_b3, phash_b4 FROM image"
+        " WHERE filename = 'a.png'",
+    )
 
     assert row[0] == info.phash == perceptual_hash(scene(12))
     assert tuple(row[1:]) == phash_bands(info.phash)
@@ -456,7 +456,7 @@ async def test_an_unknown_project_or_split_fails_the_whole_call(
 async def test_only_a_few_files_of_a_call_are_decoded_at_once(
     stores: Stores, project: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if request.node.callspec.params.get("stores") != "sql":
+    if request.node.callspec.params.get("database_backend") not in ("sqlite", "postgresql"):
         pytest.skip("how many files are decoded at once is the SQL store's bound")
     from app.repositories import images as sql_images
 
@@ -602,7 +602,7 @@ async def test_a_rebalance_reports_its_progress_outside_any_unit(
 async def test_a_rebalance_stopped_between_chunks_keeps_them_and_a_second_one_finishes(
     stores: Stores, project: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if request.node.callspec.params.get("stores") != "sql":
+    if request.node.callspec.params.get("database_backend") not in ("sqlite", "postgresql"):
         pytest.skip("the chunk size is the SQL store's")
     from app.repositories import images as sql_images
 

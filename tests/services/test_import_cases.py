@@ -12,6 +12,7 @@ import socket
 import stat
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -622,7 +623,14 @@ async def test_an_ultralytics_yaml_with_path_download_and_list_files(
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError("the import tried to reach the network")
 
-    monkeypatch.setattr(socket.socket, "connect", no_network)
+    local_connect = socket.socket.connect
+
+    def only_local(sock: socket.socket, address: Any) -> None:
+        if sock.family != socket.AF_UNIX:  # a unix socket is PostgreSQL's, on this machine
+            no_network()
+        local_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", only_local)
     monkeypatch.setattr(socket, "create_connection", no_network)
     files: Files = {
         "dataset/data.yaml": data_yaml(

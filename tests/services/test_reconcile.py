@@ -5,7 +5,6 @@ run changes nothing, and the command line refuses while a server holds the data 
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from app.domain.stores import Stores
 from app.main import create_app
 from app.repositories import create_stores
 from app.repositories.datadir_lock import DataDirLock
-from tests.conftest import encode, make_image
+from tests.conftest import encode, execute_sql, make_image
 
 PROJECT = "drift"
 
@@ -66,12 +65,12 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-def rows(settings: Settings) -> list[tuple]:
-    with sqlite3.connect(settings.data_dir / "ydc.db") as db:
-        return db.execute(
-            "SELECT filename, split, missing, sha256, size_bytes, mtime_ns, label_size, "
-            "label_mtime_ns FROM image ORDER BY filename"
-        ).fetchall()
+async def rows(stores: Stores) -> list[tuple]:
+    return await execute_sql(
+        stores,
+        "SELECT filename, split, missing, sha256, size_bytes, mtime_ns, label_size, "
+        "label_mtime_ns FROM image ORDER BY filename",
+    )
 
 
 async def test_a_project_written_by_ydc_agrees_with_its_rows(
@@ -288,7 +287,7 @@ async def test_a_dry_run_changes_nothing(project: Stores, settings: Settings) ->
     (base / "labels" / "train" / "img0.txt").write_text("1 0.2 0.2 0.1 0.1\n")
     (base / "thumbs" / "gone.jpg").write_bytes(b"x")
     (settings.data_dir / "tmp" / "old.part").write_bytes(b"x")
-    before_files, before_rows = tree(settings.data_dir), rows(settings)
+    before_files, before_rows = tree(settings.data_dir), await rows(project)
 
     report = await project.storage.reconcile(dry_run=True, deep=True, exclusive=True)
 
@@ -306,7 +305,7 @@ async def test_a_dry_run_changes_nothing(project: Stores, settings: Settings) ->
         or report.counts
     )  # the dry run may see img2's label differently; the counts print here
     assert tree(settings.data_dir) == before_files
-    assert rows(settings) == before_rows
+    assert await rows(project) == before_rows
     assert "would change" in report.summary()
 
 

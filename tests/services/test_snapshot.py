@@ -4,14 +4,13 @@ label files written fresh from the accepted boxes, a ``data.yaml``; frozen once 
 from __future__ import annotations
 
 import io
-import sqlite3
 from pathlib import Path
 
 import yaml
 
 from app.domain.models import Annotation, Snapshot
 from app.domain.stores import Stores
-from tests.conftest import encode, make_image
+from tests.conftest import encode, execute_sql, make_image
 from tests.contract.support import image_file
 
 PROJECT = "pets"
@@ -24,11 +23,10 @@ async def add(stores: Stores, split: str, name: str, seed: int) -> str:
     return info.filename
 
 
-def flag_missing(stores: Stores, split: str, filename: str) -> None:
+async def flag_missing(stores: Stores, split: str, filename: str) -> None:
     """Lose the file and flag its row, as the reconcile does (no store method sets the flag)."""
     image_file(stores, split, filename, PROJECT).unlink()
-    with sqlite3.connect(stores.data_dir / "ydc.db") as conn:
-        conn.execute("UPDATE image SET missing = 1 WHERE filename = ?", (filename,))
+    await execute_sql(stores, "UPDATE image SET missing = true WHERE filename = :f", f=filename)
 
 
 async def mixed_project(stores: Stores) -> None:
@@ -49,7 +47,7 @@ async def mixed_project(stores: Stores) -> None:
     await stores.label.save(PROJECT, "train", "empty.png", [], no_objects=True)
     await stores.label.save(PROJECT, "train", "gone.png", [Annotation(0, 0.5, 0.5, 0.2, 0.2)])
     await stores.label.save(PROJECT, "val", "check.png", [Annotation(1, 0.5, 0.5, 0.5, 0.5)])
-    flag_missing(stores, "train", "gone.png")
+    await flag_missing(stores, "train", "gone.png")
 
 
 def files(folder: Path) -> list[str]:
