@@ -38,7 +38,7 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     settings.refuse_exposure()  # beyond loopback only with accounts on
 
     # A clear refusal here rather than a traceback from the app's start-up.
-    with DataDirLock(settings.data_dir) as lock:
+    with DataDirLock(settings.data_dir, settings.database_url) as lock:
         lock.shared()
 
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
@@ -55,7 +55,7 @@ async def _worker_loop(settings: Settings) -> None:
     from app.repositories import create_stores
     from app.tasks.runner import TaskRunner
 
-    lock = DataDirLock(settings.data_dir)
+    lock = DataDirLock(settings.data_dir, settings.database_url)
     lock.shared()
     await upgrade_to_head(settings.database_url)
     stores = create_stores(settings)
@@ -178,7 +178,7 @@ async def _alone(settings: Settings, work: Callable[[StorageStore], Awaitable[T]
     """Run ``work`` with the data dir to itself (refused while a server or worker holds it)."""
     from app.repositories import create_stores
 
-    with DataDirLock(settings.data_dir) as lock:
+    with DataDirLock(settings.data_dir, settings.database_url) as lock:
         lock.exclusive()
         await upgrade_to_head(settings.database_url)
         stores = create_stores(settings)

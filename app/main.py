@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.refuse_exposure()  # beyond loopback only with accounts on
         # Alone on the data dir (no other server or worker): every temp file is stale.
-        lock = DataDirLock(settings.data_dir)
+        lock = DataDirLock(settings.data_dir, settings.database_url)
         alone = lock.try_exclusive()
         if not alone:
             lock.shared()  # refuses while a command-line reconcile or sync holds it

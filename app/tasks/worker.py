@@ -95,7 +95,7 @@ def _stop_now(why: str) -> None:
 
 async def run_task(settings: Settings, task_id: int, worker: str) -> int:
     # Held beside the server's: a command-line reconcile never moves files under this task.
-    lock = DataDirLock(settings.data_dir)
+    lock = DataDirLock(settings.data_dir, settings.database_url)
     lock.shared()
     stores = create_stores(settings)
     try:

@@ -20,7 +20,7 @@ from app.domain.reconcile import Found
 from app.domain.stores import Stores
 from app.main import create_app
 from app.repositories import create_stores
-from app.repositories.datadir_lock import DataDirLock
+from app.repositories.datadir_lock import DataDirBusy, DataDirLock
 from tests.conftest import encode, execute_sql, make_image
 
 PROJECT = "drift"
@@ -359,6 +359,30 @@ async def test_the_command_refuses_while_a_server_holds_the_data_dir(
         assert await _run(["sync-from-disk"]) == 2
     err = capsys.readouterr().err
     assert "A ydc server or worker is using" in err
+    assert await _run(["reconcile"]) == 0
+
+
+async def test_on_postgresql_a_server_on_another_machine_holds_the_data_dir_too(
+    postgres_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Another machine mounts the shared storage elsewhere: no flock is common, the database is.
+    here, there = tmp_path / "here", tmp_path / "there"
+    monkeypatch.setenv("YDC_DATA_DIR", str(here))
+    monkeypatch.setenv("YDC_DATABASE_URL", postgres_url)
+    with DataDirLock(there, postgres_url) as server:
+        server.shared()
+        with DataDirLock(here, postgres_url) as worker:
+            worker.shared()  # servers and workers share it
+        assert await _run(["reconcile"]) == 2
+        assert await _run(["sync-from-disk"]) == 2
+        assert "A ydc server or worker is using" in capsys.readouterr().err
+    with DataDirLock(there, postgres_url) as reconcile:
+        reconcile.exclusive()
+        with pytest.raises(DataDirBusy, match="reconcile or sync-from-disk is working"):
+            DataDirLock(here, postgres_url).shared()
     assert await _run(["reconcile"]) == 0
 
 
