@@ -20,6 +20,7 @@ from sqlalchemy import event, pool
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from app.db.engine import ADVISORY_NAMESPACE, MIGRATION_LOCK
 from app.db.migrate import ensure_sqlite_folder
 from app.db.models import Base
 
@@ -100,6 +101,12 @@ def make_engine(url: str) -> AsyncEngine:
 def do_run_migrations(connection: Connection) -> None:
     context.configure(connection=connection, **configure_options(database_url()))
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Processes on several machines may start at once: one migrates, the others wait
+            # here and then find the schema at head (SQLite's BEGIN IMMEDIATE does the same).
+            connection.exec_driver_sql(
+                f"SELECT pg_advisory_xact_lock({ADVISORY_NAMESPACE}, {MIGRATION_LOCK})"
+            )
         context.run_migrations()
 
 

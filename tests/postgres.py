@@ -98,6 +98,20 @@ class PostgresServer:
 
         self._run(truncate())
 
+    def empty_database(self, name: str) -> str:
+        """A new database with no schema at all (dropped and made again if it exists)."""
+
+        async def create() -> None:
+            conn = await self._connect("postgres")
+            try:
+                await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                await conn.execute(f"CREATE DATABASE {name}")
+            finally:
+                await conn.close()
+
+        self._run(create())
+        return self.url(name)
+
     def close(self) -> None:
         if self._conn is not None:
             self._run(self._conn.close())

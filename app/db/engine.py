@@ -30,6 +30,7 @@ WRITE = {"ydc_begin": "IMMEDIATE"}
 ADVISORY_NAMESPACE = 0x59444300  # "YDC\0"
 WRITE_LOCK = 1  # the write units, one at a time (transaction-level)
 DATA_DIR_LOCK = 2  # the data dir: shared by servers and workers, exclusive for reconcile/sync
+MIGRATION_LOCK = 3  # one migration at a time (transaction-level, migrations/env.py)
 
 
 def is_sqlite(url: str) -> bool:

@@ -24,6 +24,7 @@ from app.domain.models import TaskInfo, TaskStatus
 from app.domain.stores import Stores
 from app.services.tasks import start_export
 from tests.conftest import encode, make_image
+from tests.postgres import PostgresServer
 from tests.tasks.conftest import build_project, wait_until
 
 TASKS = 20
@@ -149,3 +150,21 @@ async def test_two_workers_run_each_task_once_and_take_over_the_task_of_a_killed
         assert task.result is not None and task.result["images"] == len(files)
         assert (settings.data_dir / task.result["path"]).is_file()
     assert survivor.poll() is None  # still serving
+
+
+def test_processes_starting_at_once_on_an_empty_database_migrate_it_once(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    url = postgres_server.empty_database("ydc_started_at_once")
+    env = {**os.environ, "YDC_DATA_DIR": str(tmp_path / "data"), "YDC_DATABASE_URL": url}
+    ydc = str(Path(sys.executable).with_name("ydc"))
+    starting = [
+        subprocess.Popen(
+            [ydc, "migrate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for _ in range(3)
+    ]
+    outputs = [process.communicate(timeout=120)[0].decode() for process in starting]
+
+    assert [process.returncode for process in starting] == [0, 0, 0], outputs
+    assert all("database at head" in output for output in outputs)
