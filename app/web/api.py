@@ -11,6 +11,7 @@ from app.services import projects as project_service
 from app.services import tasks as task_service
 from app.web.csrf import csrf_token, require_csrf
 from app.web.deps import StoresDep
+from app.web.errors import error_responses
 from app.web.schemas import (
     ClassCreate,
     ClassesUpdate,
@@ -119,7 +120,7 @@ async def export_project(
     return TaskOut.of(task)
 
 
-@router.get("/tasks", response_model=list[TaskOut])
+@router.get("/tasks", response_model=list[TaskOut], responses=error_responses(404))
 async def list_tasks(
     stores: StoresDep,
     project: str | None = None,
@@ -140,7 +141,9 @@ async def cancel_task(task_id: TaskId, stores: StoresDep) -> TaskOut:
     return TaskOut.of(await task_service.cancel_task(stores, task_id))
 
 
-@router.get("/tasks/{task_id}/download", response_class=FileResponse)
+@router.get(
+    "/tasks/{task_id}/download", response_class=FileResponse, responses=error_responses(409)
+)
 async def download_export(task_id: TaskId, stores: StoresDep) -> FileResponse:
     path = await task_service.export_file(stores, task_id)
     return FileResponse(path, media_type="application/zip", filename=path.name)

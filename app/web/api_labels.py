@@ -17,6 +17,7 @@ from app.domain.errors import Invalid
 from app.services import labels as label_service
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
+from app.web.errors import error_responses
 from app.web.schemas import (
     MAX_LABEL_ID,
     Confidence,
@@ -58,7 +59,7 @@ async def get_labels(name: str, filename: str, stores: StoresDep) -> ImageLabels
     return ImageLabelsOut.of(await label_service.image_labels(stores, name, filename))
 
 
-@router.put(f"{IMAGE}/labels", response_model=ImageLabelsOut)
+@router.put(f"{IMAGE}/labels", response_model=ImageLabelsOut, responses=error_responses(409))
 async def put_labels(
     name: str, filename: str, body: LabelsUpdate, stores: StoresDep
 ) -> ImageLabelsOut:
@@ -105,6 +106,7 @@ async def post_suggestions(
     response_model=ImageLabelsOut,
     status_code=201,
     openapi_extra=IMPORT_BODY,
+    responses=error_responses(413),
 )
 async def import_suggestions(
     name: str, filename: str, request: Request, stores: StoresDep

@@ -19,6 +19,7 @@ from app.domain.stores import Stores
 from app.services import ingest as ingest_service
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
+from app.web.errors import error_responses
 from app.web.formatting import file_size
 from app.web.schemas import IngestResultOut, UploadOut, UploadTotals
 
@@ -174,7 +175,12 @@ async def store_upload(
     return results, split
 
 
-@router.post("/projects/{name}/images", response_model=UploadOut, openapi_extra=UPLOAD_BODY)
+@router.post(
+    "/projects/{name}/images",
+    response_model=UploadOut,
+    openapi_extra=UPLOAD_BODY,
+    responses=error_responses(413),
+)
 async def upload_images(name: str, request: Request, stores: StoresDep) -> UploadOut:
     """Store the uploaded images (and the images in uploaded zips); answers what became of
     each one: stored, duplicate (already in the project: not stored twice) or refused with the

@@ -13,6 +13,7 @@ from app.services import evaluation as evaluation_service
 from app.web.annotate_pages import annotate_url
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
+from app.web.errors import error_responses
 from app.web.render import redirect, render
 from app.web.schemas import TaskOut
 from app.web.task_pages import TaskId
@@ -64,7 +65,7 @@ async def api_evaluate(model: str, stores: StoresDep) -> TaskOut:
     return TaskOut.of(await evaluation_service.start_evaluation(stores, model))
 
 
-@api_router.get("/evaluations/{task_id}")
+@api_router.get("/evaluations/{task_id}", responses=error_responses(409))
 async def api_evaluation(task_id: TaskId, stores: StoresDep) -> dict[str, Any]:
     """A finished evaluation: ``classes`` (boxes, found, missed, false positives, precision,
     recall, AP50 each), ``confusion`` (``[predicted][true]``, the last index is background),

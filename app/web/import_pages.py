@@ -23,6 +23,7 @@ from app.services import imports as import_service
 from app.web.api_uploads import large_upload_form
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
+from app.web.errors import error_responses
 from app.web.render import redirect, render
 from app.web.schemas import TaskOut
 from app.web.schemas_imports import IMPORT_BODY, ImportFindingOut, ImportReportOut
@@ -125,7 +126,13 @@ async def import_report_page(request: Request, task_id: TaskId, stores: StoresDe
 # --- API --------------------------------------------------------------------------------------
 
 
-@api_router.post("/imports", response_model=TaskOut, status_code=202, openapi_extra=IMPORT_BODY)
+@api_router.post(
+    "/imports",
+    response_model=TaskOut,
+    status_code=202,
+    openapi_extra=IMPORT_BODY,
+    responses=error_responses(413),
+)
 async def api_import(request: Request, stores: StoresDep) -> TaskOut:
     """Queue an import (multipart: ``file`` a zip, or ``folder`` a server path; ``project``
     and ``mode`` ``new`` or ``merge``; ``add_classes``). Follow the task; its result is the
@@ -141,7 +148,9 @@ async def api_import(request: Request, stores: StoresDep) -> TaskOut:
     return TaskOut.of(task)
 
 
-@api_router.get("/imports/{task_id}", response_model=ImportReportOut)
+@api_router.get(
+    "/imports/{task_id}", response_model=ImportReportOut, responses=error_responses(409)
+)
 async def api_import_report(task_id: TaskId, stores: StoresDep) -> ImportReportOut:
     """The report of a finished import (409 while it is still running or if it failed)."""
     task, report = await import_service.import_report(stores, task_id)

@@ -21,6 +21,7 @@ from app.services import prompts as prompt_service
 from app.web.api_uploads import large_upload_form
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
+from app.web.errors import error_responses
 from app.web.render import redirect, render
 from app.web.schemas import TaskOut
 
@@ -230,7 +231,7 @@ async def api_world_status(request: Request) -> WorldStatusOut:
     )
 
 
-@api_router.post("/yolo-world/{key}", response_model=WorldStatusOut)
+@api_router.post("/yolo-world/{key}", response_model=WorldStatusOut, responses=error_responses(413))
 async def api_upload_world_file(request: Request, key: str) -> WorldStatusOut:
     """Upload the YOLO-World weights (``weights``) or the CLIP ViT-B/32 text encoder
     (``text_encoder``) as multipart ``file``."""

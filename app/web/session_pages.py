@@ -30,6 +30,7 @@ from app.services import webcam as webcam_service
 from app.web.api_uploads import large_upload_form, limited_form
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
+from app.web.errors import error_responses
 from app.web.render import redirect, render
 from app.web.schemas import TaskOut
 
@@ -248,7 +249,10 @@ async def session_page(request: Request, session_id: SessionId, stores: StoresDe
 
 
 @api_router.post(
-    "/projects/{name}/sessions/video", response_model=SessionStartedOut, status_code=202
+    "/projects/{name}/sessions/video",
+    response_model=SessionStartedOut,
+    status_code=202,
+    responses=error_responses(413),
 )
 async def api_upload_video(request: Request, name: str, stores: StoresDep) -> SessionStartedOut:
     """Start a capture session from a video (multipart: ``file``; ``every_n`` or
@@ -290,6 +294,7 @@ async def api_start_webcam(
 @api_router.post(
     "/sessions/{session_id}/frames",
     response_model=FrameOut,
+    responses=error_responses(409, 413),
     openapi_extra={
         "requestBody": {
             "required": True,

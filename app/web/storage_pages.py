@@ -30,6 +30,7 @@ from app.services.storage import StartupReconcile
 from app.web.api_uploads import files_body, uploaded_files
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
+from app.web.errors import error_responses
 from app.web.render import is_htmx, redirect, render
 from app.web.schemas import TaskOut
 from app.web.schemas_storage import (
@@ -349,7 +350,9 @@ async def get_storage(request: Request, stores: StoresDep) -> StorageOut:
     )
 
 
-@api_router.post("/storage/reconcile", response_model=TaskOut, status_code=202)
+@api_router.post(
+    "/storage/reconcile", response_model=TaskOut, status_code=202, responses=error_responses(409)
+)
 async def start_reconcile(stores: StoresDep, body: ReconcileStart | None = None) -> TaskOut:
     """Queue a reconcile of every project (``GET /api/v1/tasks/{id}`` follows it; its result
     is the report)."""
@@ -357,7 +360,9 @@ async def start_reconcile(stores: StoresDep, body: ReconcileStart | None = None)
     return TaskOut.of(await storage_service.start_reconcile(stores, deep=deep))
 
 
-@api_router.post("/storage/sync", response_model=TaskOut, status_code=202)
+@api_router.post(
+    "/storage/sync", response_model=TaskOut, status_code=202, responses=error_responses(409)
+)
 async def start_sync(stores: StoresDep, body: SyncStart | None = None) -> TaskOut:
     """Queue a sync-from-disk: registers folders no project owns, and files of registered
     projects that have no row. Its result says what was added, updated and skipped."""
@@ -365,7 +370,12 @@ async def start_sync(stores: StoresDep, body: SyncStart | None = None) -> TaskOu
     return TaskOut.of(await storage_service.start_sync(stores, prefer_disk=prefer_disk))
 
 
-@api_router.post("/projects/{name}/locate", response_model=LocateOut, openapi_extra=LOCATE_BODY)
+@api_router.post(
+    "/projects/{name}/locate",
+    response_model=LocateOut,
+    openapi_extra=LOCATE_BODY,
+    responses=error_responses(413),
+)
 async def locate_missing(name: str, request: Request, stores: StoresDep) -> LocateOut:
     """Put the files of missing images back, matched by their bytes (sha256): each file is
     ``restored``, ``no_match`` (no missing image has these bytes), ``not_missing`` or

@@ -33,6 +33,7 @@ from app.web.api_uploads import large_upload_form
 from app.web.charts import training_chart
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
+from app.web.errors import error_responses
 from app.web.pages import project_context
 from app.web.render import is_htmx, redirect, render
 from app.web.schemas import TaskOut
@@ -442,7 +443,12 @@ async def api_epochs(task_id: TaskId, stores: StoresDep) -> list[dict[str, Any]]
     return await training_service.training_epochs(stores, task_id)
 
 
-@api_router.post("/tasks/{task_id}/resume", response_model=TaskOut, status_code=202)
+@api_router.post(
+    "/tasks/{task_id}/resume",
+    response_model=TaskOut,
+    status_code=202,
+    responses=error_responses(409),
+)
 async def api_resume(task_id: TaskId, stores: StoresDep) -> TaskOut:
     """Queue a training that continues a cancelled or failed one from its last weights."""
     return TaskOut.of(await training_service.resume_training(stores, task_id))
@@ -460,7 +466,7 @@ async def api_activate(model: ModelName, stores: StoresDep) -> ModelOut:
     return ModelOut.of(await model_service.activate_model(stores, model))
 
 
-@api_router.delete("/models/{model}", status_code=204)
+@api_router.delete("/models/{model}", status_code=204, responses=error_responses(409))
 async def api_delete(
     model: ModelName,
     stores: StoresDep,
@@ -511,7 +517,12 @@ UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-@api_router.post("/projects/{name}/models/try", response_model=TaskOut, status_code=202)
+@api_router.post(
+    "/projects/{name}/models/try",
+    response_model=TaskOut,
+    status_code=202,
+    responses=error_responses(413),
+)
 async def api_try(request: Request, name: str, stores: StoresDep) -> TaskOut:
     """Queue the project's active model on one picture (multipart ``file``); the task's result
     holds its boxes (``name``, ``confidence``, normalised ``x``, ``y``, ``w``, ``h``)."""
@@ -519,7 +530,11 @@ async def api_try(request: Request, name: str, stores: StoresDep) -> TaskOut:
 
 
 @api_router.post(
-    "/projects/{name}/models", response_model=ModelOut, status_code=201, openapi_extra=UPLOAD_BODY
+    "/projects/{name}/models",
+    response_model=ModelOut,
+    status_code=201,
+    openapi_extra=UPLOAD_BODY,
+    responses=error_responses(413),
 )
 async def api_upload(request: Request, name: str, stores: StoresDep) -> ModelOut:
     """Register an existing ``.pt`` as a model of the project (multipart ``file`` and

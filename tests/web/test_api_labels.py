@@ -18,6 +18,7 @@ from app.config import Settings
 from app.domain.models import Annotation
 from app.domain.stores import Stores
 from tests.conftest import encode, make_image
+from tests.web.openapi import assert_documented_error
 
 PROJECT = "labels"
 WIDTH, HEIGHT = 100, 50
@@ -603,3 +604,17 @@ async def test_the_image_row_records_the_label_files_size_and_mtime_after_a_save
             None,
         )
     assert contents(mirror) is None
+
+
+async def test_a_stale_save_gets_a_409_the_openapi_document_declares(
+    client: httpx.AsyncClient, image: str
+) -> None:
+    version = (await state(client))["version"]
+    await client.put(f"{IMAGE}/labels", json={"version": version, "labels": [label(0)]})
+
+    response = await client.put(f"{IMAGE}/labels", json={"version": version, "labels": []})
+
+    assert response.status_code == 409
+    await assert_documented_error(
+        client, response, "/api/v1/projects/{name}/images/{filename}/labels"
+    )

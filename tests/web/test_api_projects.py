@@ -7,6 +7,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.web.openapi import assert_documented_error
+
 
 async def _create(client: httpx.AsyncClient, name: str, classes: list[str]) -> httpx.Response:
     return await client.post("/api/v1/projects", json={"name": name, "classes": classes})
@@ -169,3 +171,33 @@ async def test_an_absurd_task_id_is_a_readable_422_not_a_crash(client: httpx.Asy
     response = await client.get(f"/api/v1/tasks/{10**20}")
     assert response.status_code == 422
     assert response.json()["detail"].startswith("task_id:")
+
+
+async def test_an_unknown_project_gets_a_404_the_openapi_document_declares(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/api/v1/projects/nope")
+
+    assert response.status_code == 404
+    await assert_documented_error(client, response, "/api/v1/projects/{name}")
+
+
+async def test_the_tasks_of_an_unknown_project_get_a_404_the_openapi_document_declares(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/api/v1/tasks", params={"project": "nope"})
+
+    assert response.status_code == 404
+    await assert_documented_error(client, response, "/api/v1/tasks")
+
+
+async def test_an_unfinished_export_gets_a_409_the_openapi_document_declares(
+    client: httpx.AsyncClient,
+) -> None:
+    await _create(client, "birds", ["sparrow"])
+    task = (await client.post("/api/v1/projects/birds/export", json={})).json()
+
+    response = await client.get(f"/api/v1/tasks/{task['id']}/download")
+
+    assert response.status_code == 409
+    await assert_documented_error(client, response, "/api/v1/tasks/{task_id}/download")

@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.web.openapi import assert_documented_error
+
 
 def _paths_under(folder: Path) -> set[str]:
     """Every file and folder below ``folder`` (relative), or nothing when it does not exist."""
@@ -118,3 +120,23 @@ async def test_a_request_missing_a_field_gets_a_422_naming_the_field(
     _assert_readable_422(response, "name")
     assert "required" in response.json()["detail"].casefold()
     assert await _snapshot(client, projects_dir) == before
+
+
+async def test_a_422_has_the_body_the_openapi_document_declares(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/api/v1/projects", json={"classes": ["cat"]})
+
+    _assert_readable_422(response, "name")
+    await assert_documented_error(client, response, "/api/v1/projects")
+
+
+async def test_a_body_that_is_not_utf8_gets_a_400_the_openapi_document_declares(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/api/v1/projects", content=b"\xff\xfe{", headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    await assert_documented_error(client, response, "/api/v1/projects")

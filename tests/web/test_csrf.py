@@ -14,6 +14,7 @@ import pytest
 from fastapi import Depends, FastAPI, Form
 
 from app.web.csrf import COOKIE, CsrfCookie, require_csrf
+from tests.web.openapi import assert_documented_error
 
 REFUSED = "security token"
 
@@ -317,3 +318,12 @@ async def test_a_planted_cookie_of_another_shape_never_reaches_a_page(
     fresh = _set_cookie(response)[COOKIE].value
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", fresh)
     assert fresh in response.text
+
+
+async def test_a_refused_api_write_is_a_403_the_openapi_document_declares(
+    client: httpx.AsyncClient, bare: httpx.AsyncClient
+) -> None:
+    response = await bare.post("/api/v1/projects", json={"name": "birds"})
+
+    assert response.status_code == 403
+    await assert_documented_error(client, response, "/api/v1/projects")

@@ -29,6 +29,7 @@ from app.repositories import create_stores
 from app.services.storage import StartupReconcile
 from tests.conftest import encode, make_image
 from tests.web.htmltree import Element, parse
+from tests.web.openapi import assert_documented_error
 
 HTMX = {"HX-Request": "true"}
 PROJECT = "birds"
@@ -470,3 +471,14 @@ async def test_the_project_health_section_links_its_missing_images_here(
 
     link = parse(response.text).find("p", id="health-storage").find("a")
     assert link.attrs["href"] == f"/storage#missing-{PROJECT}"
+
+
+async def test_a_second_storage_run_gets_a_409_the_openapi_document_declares(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await client.post("/api/v1/storage/reconcile")
+    second = await client.post("/api/v1/storage/sync", json={"prefer_disk": True})
+
+    assert first.status_code == 202
+    assert second.status_code == 409
+    await assert_documented_error(client, second, "/api/v1/storage/sync")
