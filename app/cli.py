@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy.engine import make_url
+
 from app.config import ExposedWithoutAccounts, Settings
 from app.db.migrate import upgrade_to_head, upgrade_to_head_sync
 from app.domain.accounts import Role
@@ -28,6 +30,11 @@ from app.domain.stores import StorageStore
 from app.repositories.datadir_lock import DataDirLock
 
 T = TypeVar("T")
+
+
+def shown_url(url: str) -> str:
+    """The database URL with its password masked, for output that may end up in logs."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
@@ -47,7 +54,7 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     upgrade_to_head_sync(settings.database_url)
-    print(f"database at head: {settings.database_url}")
+    print(f"database at head: {shown_url(settings.database_url)}")
     return 0
 
 
@@ -65,7 +72,7 @@ async def _worker_loop(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     runner.start()
-    print(f"worker {runner.name} running tasks from {settings.database_url}", flush=True)
+    print(f"worker {runner.name} running tasks from {shown_url(settings.database_url)}", flush=True)
     try:
         await stop.wait()
     finally:
