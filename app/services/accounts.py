@@ -52,6 +52,36 @@ async def authenticate(store: AccountStore, name: str, password: str) -> User | 
     return found[0]
 
 
+class LoginThrottle:
+    """Slows down password guessing: after ``free`` wrong passwords in a row for a name, each
+    further try waits twice as long as the one before (up to ``longest`` seconds). Per process;
+    a right password clears the name's count."""
+
+    def __init__(self, free: int = 5, longest: float = 60.0) -> None:
+        self.free = free
+        self.longest = longest
+        self._failures: dict[str, tuple[int, float]] = {}
+
+    def wait_s(self, name: str, now: float | None = None) -> float:
+        """Seconds before ``name`` may try again (0: now)."""
+        failures, last = self._failures.get(name.strip().casefold(), (0, 0.0))
+        if failures < self.free:
+            return 0.0
+        delay = min(2.0 ** (failures - self.free), self.longest)
+        return max(0.0, last + delay - (time.time() if now is None else now))
+
+    def failed(self, name: str) -> None:
+        key = name.strip().casefold()
+        failures, _ = self._failures.get(key, (0, 0.0))
+        self._failures[key] = (failures + 1, time.time())
+        if len(self._failures) > 10_000:  # names nobody has: forget the oldest
+            oldest = min(self._failures, key=lambda k: self._failures[k][1])
+            del self._failures[oldest]
+
+    def succeeded(self, name: str) -> None:
+        self._failures.pop(name.strip().casefold(), None)
+
+
 async def log_in(
     store: AccountStore, name: str, password: str, *, days: float
 ) -> tuple[User, str] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import date
+from math import ceil
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -30,6 +31,14 @@ DAY_S = 86_400
 
 def _accounts_on(request: Request) -> bool:
     return bool(request.app.state.settings.accounts)
+
+
+def _throttle(request: Request) -> account_service.LoginThrottle:
+    """The app's login throttle (made on first use)."""
+    state = request.app.state
+    if getattr(state, "login_throttle", None) is None:
+        state.login_throttle = account_service.LoginThrottle()
+    return state.login_throttle  # type: ignore[no-any-return]
 
 
 def _set_session_cookie(request: Request, response: Response, secret: str) -> None:
@@ -81,9 +90,21 @@ async def log_in(
     target = safe_next(next)
     if not _accounts_on(request):
         return redirect(request, target)
+    throttle = _throttle(request)
+    if wait := throttle.wait_s(name):
+        refused = _login_page(
+            request,
+            target,
+            name=name,
+            error=f"Too many wrong passwords for this name: try again in {ceil(wait)} s.",
+            status_code=429,
+        )
+        refused.headers["Retry-After"] = str(ceil(wait))
+        return refused
     days = request.app.state.settings.session_days
     found = await account_service.log_in(stores.account, name, password, days=days)
     if found is None:
+        throttle.failed(name)
         return _login_page(
             request,
             target,
@@ -91,6 +112,7 @@ async def log_in(
             error="Wrong name or password (or the account is disabled).",
             status_code=401,
         )
+    throttle.succeeded(name)
     if old := request.cookies.get(SESSION_COOKIE):
         await account_service.log_out(stores.account, old)  # one browser, one session
     response = redirect(request, target)

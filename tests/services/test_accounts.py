@@ -141,3 +141,17 @@ def test_ydc_user_adds_lists_changes_and_removes_users(
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert cli_main(["user", "add", "cleo", "--role", "viewer"]) == 2
     assert "at least 8" in capsys.readouterr().err
+
+
+def test_the_login_throttle_doubles_the_wait_after_the_free_tries_and_forgets_on_success() -> None:
+    throttle = accounts.LoginThrottle(free=2, longest=8)
+    throttle.failed("Ada")
+    assert throttle.wait_s("ada") == 0
+    throttle.failed("ada")
+    assert 0 < throttle.wait_s("ADA") <= 1
+    for _ in range(10):
+        throttle.failed("ada")
+    assert 7 < throttle.wait_s("ada") <= 8
+    assert throttle.wait_s("ben") == 0
+    throttle.succeeded("ada")
+    assert throttle.wait_s("ada") == 0

@@ -468,3 +468,21 @@ async def test_media_behind_a_login_is_served_and_never_cached_by_shared_caches(
     thumb = await viewer.get(thumb_url)
     assert thumb.status_code == 200
     assert thumb.headers["cache-control"] == "private, max-age=31536000, immutable"
+
+
+async def test_repeated_wrong_passwords_slow_down_further_tries_for_that_name(
+    app_on: FastAPI,
+) -> None:
+    async with anonymous(app_on) as http:
+        await armed(http)
+        for _ in range(5):
+            wrong = await http.post("/login", data={"name": "admin", "password": "guess guess"})
+            assert wrong.status_code == 401
+        # Even the right password waits now: a guesser learns nothing while refused.
+        refused = await http.post("/login", data={"name": "admin", "password": PASSWORD})
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert "Too many wrong passwords" in refused.text
+        # Other names are not slowed down.
+        other = await http.post("/login", data={"name": "viewer", "password": PASSWORD})
+        assert other.status_code == 303
