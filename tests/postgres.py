@@ -2,9 +2,10 @@
 in a temp dir the first time a test asks for it and stopped at the end of the run.
 
 The schema is migrated once into one database; before each test every table but
-``alembic_version`` is emptied (``TRUNCATE … RESTART IDENTITY CASCADE``, ids from 1 again, as in
-a fresh SQLite file). That costs ≈ 30 ms a test, where cloning a template database costs several
-times more. A server that cannot start makes the tests that need it error out: they are never
+``alembic_version`` is emptied and every sequence restarted (ids from 1 again, as in a fresh
+SQLite file): plain DELETEs with the foreign-key triggers off, ≈ 3 ms a test, where a TRUNCATE
+costs ≈ 17 ms (new files for every table and index) and cloning a template database 50-200 ms.
+A server that cannot start makes the tests that need it error out: they are never
 skipped.
 """
 
@@ -41,7 +42,7 @@ class PostgresServer:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self._conn: Any = None
-        self._tables: list[str] = []
+        self._emptying = ""
 
     def url(self, database: str = DATABASE) -> str:
         """The SQLAlchemy URL ydc takes (``YDC_DATABASE_URL``) for ``database``."""
@@ -74,29 +75,40 @@ class PostgresServer:
         with ThreadPoolExecutor(max_workers=1) as pool:  # Alembic's env calls asyncio.run
             pool.submit(upgrade_to_head_sync, self.url()).result()
 
-        async def tables() -> list[str]:
+        async def emptying() -> str:
             self._conn = await self._connect(DATABASE)
-            rows = await self._conn.fetch(
+            tables = await self._conn.fetch(
                 "SELECT quote_ident(tablename) FROM pg_tables"
                 " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
             )
-            return [row[0] for row in rows]
+            sequences = await self._conn.fetch(
+                "SELECT quote_ident(sequencename) FROM pg_sequences WHERE schemaname = 'public'"
+            )
+            # replica: no foreign-key triggers, so the order of the DELETEs does not matter.
+            return " ".join(
+                [
+                    "SET session_replication_role = replica;",
+                    *(f"DELETE FROM {table};" for (table,) in tables),
+                    *(f"ALTER SEQUENCE {sequence} RESTART;" for (sequence,) in sequences),
+                    "RESET session_replication_role;",
+                ]
+            )
 
-        self._tables = self._run(tables())
+        self._emptying = self._run(emptying())
 
     def empty(self) -> None:
         """Every table emptied and its ids restarted; the connections a test left behind (a
-        killed worker's) are ended first, so none holds a lock the TRUNCATE would wait for."""
+        killed worker's) are ended first, so none holds a lock the DELETEs would wait for."""
 
-        async def truncate() -> None:
+        async def empty() -> None:
             await self._conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = $1 AND pid <> pg_backend_pid()",
                 DATABASE,
             )
-            await self._conn.execute(f"TRUNCATE {', '.join(self._tables)} RESTART IDENTITY CASCADE")
+            await self._conn.execute(self._emptying)  # one round trip
 
-        self._run(truncate())
+        self._run(empty())
 
     def empty_database(self, name: str) -> str:
         """A new database with no schema at all (dropped and made again if it exists)."""
