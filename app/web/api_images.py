@@ -11,7 +11,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
-from pydantic import BeforeValidator, Field
+from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from app.domain.models import ImageFilter, ImageState
 from app.services import images as image_service
@@ -36,7 +38,22 @@ def _blank_is_none(value: Any) -> Any:
     return None if isinstance(value, str) and value.strip() == "" else value
 
 
-Blank = BeforeValidator(_blank_is_none)
+class _BlankIsNone:
+    """A blank value (a filter form's empty field) means no filter, and the OpenAPI document
+    says so: the parameter's schema, or a blank string."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(_blank_is_none, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"anyOf": [handler(schema), {"type": "string", "pattern": r"^\s*$"}]}
+
+
+Blank = _BlankIsNone()
 # Bounded so an absurd id is a 422, not a database overflow. The bounds sit on the int, not on
 # the optional parameter, so a blank value that became None is not compared with them.
 MAX_ID = 2**63 - 1

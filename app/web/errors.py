@@ -30,7 +30,8 @@ class ErrorOut(BaseModel):
 
 ERROR_MEANINGS = {
     400: "The request cannot be taken as it is (the detail says why).",
-    403: "The CSRF token is missing or out of date (GET /api/v1/csrf gives one).",
+    403: "Refused: the CSRF token is missing or out of date (GET /api/v1/csrf gives one), or "
+    "what is asked is turned off here (the detail says which).",
     404: "What the path names does not exist.",
     409: "The request conflicts with the current state (the detail says with what).",
     413: "The request body is larger than the server takes.",
@@ -119,6 +120,8 @@ def _field(loc: tuple[object, ...]) -> str:
 def _describe(error: dict) -> str:  # type: ignore[type-arg]
     if error.get("type") == "json_invalid":
         return "the request body is not valid JSON"
+    if error.get("type") == "missing" and tuple(error["loc"]) == ("body",):
+        return "the request body is missing: send a JSON object"
     return f"{_field(tuple(error['loc']))}: {error['msg']}"
 
 

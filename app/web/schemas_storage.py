@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from app.domain.reconcile import FOUND_TITLES, Found, ReconcileReport
 from app.services.storage import StartupReconcile
@@ -85,13 +85,14 @@ class StorageOut(BaseModel):
 
 
 class ReconcileStart(BaseModel):
-    deep: bool = Field(
+    # Strict: JSON true or false, as documented (0 or "no" is refused, never read as false).
+    deep: StrictBool = Field(
         False, description="Also hash every image and compare every label file (slower)."
     )
 
 
 class SyncStart(BaseModel):
-    prefer_disk: bool = Field(
+    prefer_disk: StrictBool = Field(
         False,
         description="Take the labels of the ``.txt`` files even where the database has some.",
     )

@@ -3,10 +3,11 @@
 The app runs in-process (schemathesis' ASGI transport runs its lifespan) on a temp data dir,
 accounts off, with a project, images, labels and a few tasks seeded first; half of the
 generated path parameters name those real objects. Every response is checked: no 5xx, a
-status code the document declares, and a body and content type matching its schema.
+status code the document declares, headers, a body and content type matching its schema, and a
+4xx for a request the document calls invalid.
 
 Bounded and repeatable: a fixed seed, derandomized Hypothesis and at most ``YDC_FUZZ_EXAMPLES``
-generated examples per operation (15: about a minute for the 70-odd operations), besides the
+generated examples per operation (25: about a minute for the 70-odd operations), besides the
 document's examples and schemathesis' boundary cases. ``bench/fuzz.py`` runs the same test for
 5 minutes with more examples and other seeds; ``YDC_FUZZ_REPORT`` names a JSON file that gets
 each operation's status counts and failures.
@@ -30,6 +31,8 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -38,7 +41,7 @@ from app.config import Settings
 from app.main import create_app
 from tests.conftest import encode, make_image
 
-EXAMPLES = int(os.environ.get("YDC_FUZZ_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("YDC_FUZZ_EXAMPLES", "25"))
 SEED = int(os.environ.get("YDC_FUZZ_SEED", "20261124"))
 PROJECT = "fuzz"
 IMAGES = 3
@@ -47,7 +50,9 @@ CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
+    response_headers_conformance,
     response_schema_conformance,
+    negative_data_rejection,  # what the document calls invalid is refused (a 4xx)
 ]
 
 

@@ -411,3 +411,19 @@ async def test_the_image_routes_are_documented_in_openapi(client: httpx.AsyncCli
     assert "/api/v1/projects/{name}/images" in paths
     params = {p["name"] for p in paths["/api/v1/projects/{name}/images"]["get"]["parameters"]}
     assert {"split", "state", "class_id", "q", "cursor", "limit"} <= params
+
+
+FILTERS = ["split", "state", "class_id", "q", "session", "cursor"]
+
+
+async def test_a_blank_filter_means_no_filter_and_the_openapi_document_allows_it(
+    client: httpx.AsyncClient, grid: dict[str, int]
+) -> None:
+    body = (await client.get(f"{BASE}/images", params=dict.fromkeys(FILTERS, ""))).json()
+
+    assert body["count"] == 6
+    document = (await client.get("/openapi.json")).json()
+    parameters = document["paths"]["/api/v1/projects/{name}/images"]["get"]["parameters"]
+    schemas = {p["name"]: p["schema"] for p in parameters}
+    blank = {"type": "string", "pattern": r"^\s*$"}
+    assert all(blank in schemas[name]["anyOf"] for name in FILTERS), schemas

@@ -140,3 +140,14 @@ async def test_a_body_that_is_not_utf8_gets_a_400_the_openapi_document_declares(
 
     assert response.status_code == 400
     await assert_documented_error(client, response, "/api/v1/projects")
+
+
+async def test_a_request_without_its_json_body_gets_a_422_saying_the_body_is_missing(
+    client: httpx.AsyncClient, projects_dir: Path
+) -> None:
+    before = await _snapshot(client, projects_dir)
+
+    response = await client.post("/api/v1/projects")
+
+    _assert_readable_422(response, "the request body is missing")
+    assert await _snapshot(client, projects_dir) == before

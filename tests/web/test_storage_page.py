@@ -482,3 +482,21 @@ async def test_a_second_storage_run_gets_a_409_the_openapi_document_declares(
     assert first.status_code == 202
     assert second.status_code == 409
     await assert_documented_error(client, second, "/api/v1/storage/sync")
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "field"),
+    [
+        pytest.param("/api/v1/storage/reconcile", {"deep": 0}, "deep", id="reconcile-deep-0"),
+        pytest.param("/api/v1/storage/sync", {"prefer_disk": "yes"}, "prefer_disk", id="sync"),
+    ],
+)
+async def test_a_storage_run_asked_with_a_flag_that_is_no_boolean_gets_a_422_and_queues_nothing(
+    client: httpx.AsyncClient, url: str, body: dict[str, object], field: str
+) -> None:
+    response = await client.post(url, json=body)
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(f"{field}: ")
+    assert "boolean" in response.json()["detail"]
+    assert (await client.get("/api/v1/tasks")).json() == []
