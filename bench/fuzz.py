@@ -37,7 +37,7 @@ def one_round(seed: int, examples: int, report: Path) -> dict[str, Any]:
         "YDC_FUZZ_EXAMPLES": str(examples),
         "YDC_FUZZ_REPORT": str(report),
     }
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=no", TEST]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=short", TEST]
     started = time.monotonic()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.monotonic() - started
@@ -45,6 +45,9 @@ def one_round(seed: int, examples: int, report: Path) -> dict[str, Any]:
     if not report.exists():
         raise SystemExit(f"the fuzz test wrote no report:\n{done.stdout[-3000:]}{done.stderr}")
     ran = json.loads(report.read_text())
+    if done.returncode != 0 and not any(op["failures"] for op in ran["operations"].values()):
+        # A failure the test did not record (an exception before the checks): pytest's words.
+        ran["operations"]["(pytest)"] = {"statuses": {}, "failures": [done.stdout[-3000:]]}
     return {"seconds": round(seconds, 1), "pytest": lines[-1] if lines else "", **ran}
 
 

@@ -60,9 +60,9 @@ UPLOAD_BODY = files_body(
     "Images (JPEG, PNG, BMP, WebP, TIFF) and zips of images; one or many ``files`` fields.",
     split={
         "type": "string",
-        "enum": ["train", "val", "test"],
-        "description": "Put every image here; left out, each image goes to the split its "
-        "hash draws (near-duplicates join their twin's).",
+        "enum": ["train", "val", "test", ""],
+        "description": "Put every image here; left out or blank, each image goes to the split "
+        "its hash draws (near-duplicates join their twin's).",
     },
 )
 
