@@ -47,7 +47,7 @@ class ClassUpdate(BaseModel):
 
     name: str | None = Field(None, description="The new name (labels keep pointing at the class).")
     colour: str | None = Field(None, description="The new ``#rrggbb`` colour.")
-    index: int | None = Field(
+    index: StrictInt | None = Field(  # a JSON integer: false or "1" is no index
         None,
         ge=0,
         le=2**63 - 1,

@@ -305,7 +305,8 @@ async def api_start_webcam(
                         "required": ["file"],
                         "properties": {
                             "file": {"type": "string", "format": "binary"},
-                            "mode": {"type": "string", "enum": ["manual", "interval"]},
+                            # Blank or left out: manual.
+                            "mode": {"type": "string", "enum": ["manual", "interval", ""]},
                         },
                     }
                 }

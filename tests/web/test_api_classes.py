@@ -167,6 +167,19 @@ async def test_moving_a_class_answers_its_new_index_and_shifts_the_others(
     assert [c["name"] for c in await _classes(client, "birds")] == ["crow", "owl", "gull"]
 
 
+@pytest.mark.parametrize("index", [False, "1", 1.0], ids=["false", "string", "float"])
+async def test_a_move_to_an_index_that_is_no_json_integer_gets_a_422_and_moves_nothing(
+    client: httpx.AsyncClient, index: object
+) -> None:
+    ids = await _create(client, "birds", ["gull", "crow", "owl"])
+
+    response = await client.patch(f"{API}/birds/classes/{ids['owl']}", json={"index": index})
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("index: ")
+    assert [c["name"] for c in await _classes(client, "birds")] == ["gull", "crow", "owl"]
+
+
 async def test_moving_a_class_past_the_end_puts_it_last(client: httpx.AsyncClient) -> None:
     ids = await _create(client, "birds", ["gull", "crow", "owl"])
 

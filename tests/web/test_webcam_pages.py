@@ -245,3 +245,19 @@ async def test_a_frame_over_the_upload_limit_is_refused_before_it_is_read(
             assert over.status_code == 422, over.text
             assert "upload limit" in over.json()["detail"]
             assert await stores_of(small).image.count("desk") == 0
+
+
+async def test_a_frame_with_a_blank_mode_is_a_manual_capture_and_the_document_allows_it(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await stores_of(app).dataset.create("desk", ["mug"])
+    session_id = await start(client)
+
+    response = await client.post(f"/api/v1/sessions/{session_id}/frames", **frame(scene(1), ""))
+
+    assert response.status_code == 200, response.text
+    assert response.json()["mode"] == "manual"
+    document = (await client.get("/openapi.json")).json()
+    post = document["paths"]["/api/v1/sessions/{session_id}/frames"]["post"]
+    schema = post["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert schema["properties"]["mode"]["enum"] == ["manual", "interval", ""]
