@@ -112,6 +112,19 @@ def prepare_ultralytics(data_dir: Path) -> None:
     }
     if any(SETTINGS.get(key) != value for key, value in wanted.items()):
         SETTINGS.update(wanted)
+    _restore_pillow_open()
+
+
+def _restore_pillow_open() -> None:
+    """Undo Ultralytics' process-wide ``PIL.Image.open`` patch: on the first file Pillow cannot
+    identify it pip-installs ``pi-heif`` (a network attempt, offline an ImportError where "not
+    an image" was meant), which every later image check in this process would go through."""
+    from PIL import Image
+    from ultralytics.utils import patches
+
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is not original:
+        Image.open = original
 
 
 # --- the training thread ---------------------------------------------------------------------

@@ -145,3 +145,17 @@ async def test_weights_of_a_plain_yolo_model_are_refused_with_the_reason(
     with pytest.raises(Invalid, match="not a YOLO-World model"):
         await asyncio.to_thread(yoloworld.load_world, weights, clip, ["cat"])
     assert encoder.seen == []
+
+
+def test_after_ultralytics_is_loaded_pillow_still_says_not_an_image(settings: Settings) -> None:
+    # Ultralytics patches PIL.Image.open to pip-install pi-heif on an unknown file: offline a
+    # network attempt and an ImportError, which the image checks of this process would meet.
+    import io
+
+    from PIL import Image
+
+    prepare_ultralytics(settings.data_dir)
+    from ultralytics import YOLO  # noqa: F401  (applies its patches)
+
+    with pytest.raises(Image.UnidentifiedImageError):
+        Image.open(io.BytesIO(b"no image at all"))
