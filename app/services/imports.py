@@ -19,6 +19,7 @@ from app.domain.import_rules import ImportReport, inside_roots
 from app.domain.models import TaskInfo, TaskStatus
 from app.domain.stores import Stores
 from app.domain.validation import validate_project_name
+from app.services.system import ensure_disk_room, size_of
 from app.services.uploads import keep_upload
 
 KIND = "import"
@@ -56,6 +57,11 @@ async def stage_upload(stores: Stores, handle: IO[bytes], filename: str, *, max_
     ``max_bytes``."""
     if not filename.lower().endswith(".zip"):
         raise Invalid(f"{filename!r} is not a .zip file: choose a zip of the dataset.")
+    await ensure_disk_room(
+        stores,
+        incoming=size_of(handle),
+        outcome="The import was not queued; nothing was stored.",
+    )
     target = stores.data_dir / UPLOADS / f"upload-{uuid.uuid4().hex}.zip"
     await keep_upload(handle, target, max_bytes=max_bytes, what="The zip")
     return target
@@ -76,6 +82,8 @@ async def start_import(
     (the uploaded file's name)."""
     uploaded = source.parent == stores.data_dir / UPLOADS
     try:
+        if not uploaded:  # an upload was checked (with its size) before it was staged
+            await ensure_disk_room(stores, outcome="The import was not queued.")
         if create:
             validate_project_name(project)
             if await stores.dataset.get(project) is not None:

@@ -26,6 +26,7 @@ from app.domain.stores import Stores
 from app.domain.training import KIND as TRAIN
 from app.domain.validation import IMAGE_SUFFIXES
 from app.services.projects import get_project
+from app.services.system import ensure_disk_room, size_of
 from app.services.uploads import keep_upload
 
 UPLOADED = "uploaded"  # the base_model of a model that came in as a file
@@ -49,6 +50,11 @@ class ModelView:
     task_id: int | None = None
     files: list[tuple[str, int]] = field(default_factory=list)  # its folder: (name, bytes)
     has_onnx: bool = False  # exported to ONNX: its folder holds ONNX_NAME
+    # What its training took at its peak (bytes; see app.tasks.training._peak_resources):
+    # None for an uploaded model, one trained by an older ydc, or (GPU) one trained on the CPU.
+    peak_ram_bytes: int | None = None
+    peak_gpu_bytes: int | None = None
+    peak_gpu_reserved_bytes: int | None = None
 
     @property
     def name(self) -> str:
@@ -83,6 +89,11 @@ def model_view(info: ModelInfo) -> ModelView:
         else []
     )
     task_id = metrics.get("task_id")
+
+    def count(key: str) -> int | None:
+        value = metrics.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
     return ModelView(
         info=info,
         final=final,
@@ -93,6 +104,9 @@ def model_view(info: ModelInfo) -> ModelView:
         task_id=task_id if isinstance(task_id, int) else None,
         files=files,
         has_onnx=any(name == ONNX_NAME for name, _ in files),
+        peak_ram_bytes=count("peak_ram_bytes"),
+        peak_gpu_bytes=count("peak_gpu_bytes"),
+        peak_gpu_reserved_bytes=count("peak_gpu_reserved_bytes"),
     )
 
 
@@ -192,6 +206,7 @@ async def upload_model(
         raise Invalid("Name the model.")
     handle.seek(0)
     check_weights_header(handle.read(len(ZIP_MAGIC)), filename)
+    await ensure_disk_room(stores, incoming=size_of(handle))
     with tempfile.TemporaryDirectory(prefix="ydc-model-") as folder:
         staged = Path(folder) / "best.pt"
         await keep_upload(handle, staged)

@@ -14,6 +14,7 @@ from app.domain.models import ImageFilter, ImageState, TaskInfo, TaskStatus
 from app.domain.stores import Stores
 from app.domain.training import KIND, params_of, validate_training_params
 from app.services.projects import get_project
+from app.services.system import ensure_disk_room
 
 # Never retried by itself: a second attempt would start the epochs over (a person resumes).
 MAX_ATTEMPTS = 1
@@ -37,6 +38,7 @@ async def start_training(stores: Stores, project: str, raw: dict[str, Any]) -> T
                 f"Project {found.name!r} has no labelled {split} images to {role}: label some "
                 f"{split} images (or move labelled ones there) first."
             )
+    await ensure_disk_room(stores, outcome="The training was not queued.")
     return await stores.task.enqueue(
         KIND, params.to_params(), dataset=found.name, max_attempts=MAX_ATTEMPTS
     )
@@ -53,6 +55,7 @@ async def resume_training(stores: Stores, task_id: int) -> TaskInfo:
     if task.dataset is None:
         raise NotFound(f"The project of training {task_id} is gone.")
     params = params_of(task.params)
+    await ensure_disk_room(stores, outcome="The training was not resumed.")
     resumed = {**params.to_params(), "resume_of": task_id}
     return await stores.task.enqueue(KIND, resumed, dataset=task.dataset, max_attempts=MAX_ATTEMPTS)
 

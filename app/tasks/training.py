@@ -38,6 +38,7 @@ from typing import Any
 from app.domain.errors import AlreadyExists, Cancelled, Invalid, NotFound
 from app.domain.stores import Stores
 from app.domain.training import TrainingParams, epoch_metrics, params_of
+from app.services.system import disk_full_guard, disk_refusal, peak_memory_of_this_process
 from app.services.training import training_epochs
 from app.tasks.context import TaskContext
 
@@ -143,6 +144,9 @@ class TrainingBridge:
     stop: threading.Event = field(default_factory=threading.Event)
     final: dict[str, float] = field(default_factory=dict)  # the evaluation of best.pt
     device: str = ""  # where it trains, as torch names it (cpu, cuda:0)
+    # torch's peaks on the GPU it trained on (bytes): what tensors held, what its caching
+    # allocator took from the driver. Empty on the CPU.
+    gpu_peak: dict[str, int] = field(default_factory=dict)
     _training_epoch: int | None = None
 
     def callbacks(self) -> dict[str, Any]:
@@ -253,6 +257,12 @@ def _train(bridge: TrainingBridge, params: TrainingParams, source: _Source) -> b
         if bridge.stop.is_set():
             return True  # stopped while it failed: the cancel wins
         raise
+    finally:
+        if on_gpu:
+            bridge.gpu_peak = {
+                "allocated": int(torch.cuda.max_memory_allocated()),
+                "reserved": int(torch.cuda.max_memory_reserved()),
+            }
     return False
 
 
@@ -374,6 +384,19 @@ async def train_project(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
     project = ctx.task.dataset
     if project is None:
         raise Invalid("The training task names no project.")
+    # The disk may have filled since it was queued: refused before the snapshot is copied.
+    refusal = await asyncio.to_thread(
+        disk_refusal, stores.data_dir, stores.disk_reserve, outcome="The training did not start."
+    )
+    if refusal is not None:
+        raise refusal
+    with disk_full_guard(stores.data_dir, stores.disk_reserve, outcome="The training stopped."):
+        return await _train_project(ctx, stores, params, project)
+
+
+async def _train_project(
+    ctx: TaskContext, stores: Stores, params: TrainingParams, project: str
+) -> dict[str, Any]:
     folder = training_folder(stores.data_dir, ctx.task.id)
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     started = time.monotonic()
@@ -476,6 +499,7 @@ async def _register(
     final = {k: v for k, v in epochs[-1].items() if k != "epoch"}
     duration = round(time.monotonic() - started + await _earlier_seconds(stores, params), 1)
     device = bridge.device or "cpu"
+    resources = _peak_resources(bridge)
     metrics: dict[str, Any] = {
         "epochs": epochs,
         "best_map50": max(maps) if maps else None,
@@ -486,6 +510,7 @@ async def _register(
         "device": device,
         "snapshot": source.snapshot,
         "task_id": ctx.task.id,
+        **resources,
     }
     for attempt in range(10):
         name = _model_name(project, ctx.task.id, attempt)
@@ -514,9 +539,26 @@ async def _register(
         "snapshot": source.snapshot,
         "duration_s": duration,
         "device": device,
+        **resources,
         "run": stores_relative(stores.data_dir, source.run),
         "log": stores_relative(stores.data_dir, folder / LOG_NAME),
         **({"resumed": source.resumes} if source.resumes else {}),
+    }
+
+
+def _peak_resources(bridge: TrainingBridge) -> dict[str, int | None]:
+    """The peak memory of this training (its worker process runs nothing else):
+    ``peak_ram_bytes`` the worker's peak resident memory (VmHWM: torch, Ultralytics, the
+    model, the batches; Python's own start included), ``peak_ram_children_bytes`` the largest
+    peak of its ended child processes (dataloader workers; 0 with ``workers=0``), and on a GPU
+    ``peak_gpu_bytes`` (``torch.cuda.max_memory_allocated``) and ``peak_gpu_reserved_bytes``
+    (``max_memory_reserved``: what the card held for it); ``None`` on the CPU."""
+    ram, children = peak_memory_of_this_process()
+    return {
+        "peak_ram_bytes": ram,
+        "peak_ram_children_bytes": children,
+        "peak_gpu_bytes": bridge.gpu_peak.get("allocated"),
+        "peak_gpu_reserved_bytes": bridge.gpu_peak.get("reserved"),
     }
 
 

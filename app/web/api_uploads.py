@@ -17,11 +17,13 @@ from app.config import Settings
 from app.domain.models import IngestResult
 from app.domain.stores import Stores
 from app.services import ingest as ingest_service
+from app.services import system as system_service
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
 from app.web.errors import error_responses
 from app.web.formatting import file_size
 from app.web.schemas import IngestResultOut, UploadOut, UploadTotals
+from app.web.system_pages import DISK_FULL
 
 router = APIRouter(prefix="/api/v1", tags=["images"], dependencies=[Depends(require_csrf)])
 
@@ -165,6 +167,9 @@ async def store_upload(
         if not isinstance(split, str | None):
             raise HTTPException(422, "The 'split' field must be text.")
         split = split.strip() if split and split.strip() else None
+        await system_service.ensure_disk_room(
+            stores, incoming=sum(system_service.size_of(u.file) for u in uploads)
+        )
         results = await ingest_service.ingest_files(
             stores,
             name,
@@ -179,7 +184,7 @@ async def store_upload(
     "/projects/{name}/images",
     response_model=UploadOut,
     openapi_extra=UPLOAD_BODY,
-    responses=error_responses(413),
+    responses={**error_responses(413), **DISK_FULL},
 )
 async def upload_images(name: str, request: Request, stores: StoresDep) -> UploadOut:
     """Store the uploaded images (and the images in uploaded zips); answers what became of

@@ -27,6 +27,7 @@ from app.web.errors import error_responses
 from app.web.render import redirect, render
 from app.web.schemas import TaskOut
 from app.web.schemas_imports import IMPORT_BODY, ImportFindingOut, ImportReportOut
+from app.web.system_pages import DISK_FULL
 from app.web.task_pages import TaskId
 
 router = APIRouter(dependencies=[Depends(require_csrf)], include_in_schema=False)
@@ -131,7 +132,7 @@ async def import_report_page(request: Request, task_id: TaskId, stores: StoresDe
     response_model=TaskOut,
     status_code=202,
     openapi_extra=IMPORT_BODY,
-    responses=error_responses(413),
+    responses={**error_responses(413), **DISK_FULL},
 )
 async def api_import(request: Request, stores: StoresDep) -> TaskOut:
     """Queue an import (multipart: ``file`` a zip, or ``folder`` a server path; ``project``

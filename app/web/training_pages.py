@@ -37,6 +37,7 @@ from app.web.errors import error_responses
 from app.web.pages import project_context
 from app.web.render import is_htmx, redirect, render
 from app.web.schemas import TaskOut
+from app.web.system_pages import DISK_FULL
 from app.web.task_pages import PANEL, TaskId
 
 router = APIRouter(dependencies=[Depends(require_csrf)], include_in_schema=False)
@@ -420,7 +421,9 @@ class ModelOut(BaseModel):
         )
 
 
-@api_router.post("/projects/{name}/train", response_model=TaskOut, status_code=202)
+@api_router.post(
+    "/projects/{name}/train", response_model=TaskOut, status_code=202, responses=DISK_FULL
+)
 async def api_train(
     name: str,
     stores: StoresDep,
@@ -447,7 +450,7 @@ async def api_epochs(task_id: TaskId, stores: StoresDep) -> list[dict[str, Any]]
     "/tasks/{task_id}/resume",
     response_model=TaskOut,
     status_code=202,
-    responses=error_responses(409),
+    responses={**error_responses(409), **DISK_FULL},
 )
 async def api_resume(task_id: TaskId, stores: StoresDep) -> TaskOut:
     """Queue a training that continues a cancelled or failed one from its last weights."""
@@ -534,7 +537,7 @@ async def api_try(request: Request, name: str, stores: StoresDep) -> TaskOut:
     response_model=ModelOut,
     status_code=201,
     openapi_extra=UPLOAD_BODY,
-    responses=error_responses(413),
+    responses={**error_responses(413), **DISK_FULL},
 )
 async def api_upload(request: Request, name: str, stores: StoresDep) -> ModelOut:
     """Register an existing ``.pt`` as a model of the project (multipart ``file`` and

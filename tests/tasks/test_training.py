@@ -27,9 +27,11 @@ from app.services.training import training_epochs
 from app.tasks.context import TaskContext
 from app.tasks.runner import TaskRunner
 from app.tasks.training import StopTraining, TrainingBridge, backfill_epochs, train_project
+from app.web.formatting import file_size
 from tests.conftest import TEST_DATA, arm_csrf, encode, make_image
 from tests.tasks.conftest import process_gone, wait_until
 from tests.tasks.test_durable_tasks import FINISHED, get_task, serving
+from tests.web.htmltree import parse
 
 PROJECT = "coco8"
 
@@ -125,6 +127,8 @@ async def test_coco8_trains_through_the_api_with_live_progress_and_becomes_a_mod
         seen: list[dict[str, Any]] = [queued]
         task = await follow(client, task_id, within=120, seen=seen)
         epochs = (await client.get(f"/api/v1/tasks/{task_id}/epochs")).json()
+        panel = (await client.get(f"/tasks/{task_id}/training-panel")).text
+        models_page = (await client.get(f"/projects/{PROJECT}/models")).text
 
     assert task["status"] == "succeeded", task
     statuses = [s["status"] for s in seen]
@@ -147,6 +151,20 @@ async def test_coco8_trains_through_the_api_with_live_progress_and_becomes_a_mod
     assert result["snapshot"]["images"] == {"train": 4, "val": 4, "test": 0}
     assert result["device"] in {"cpu", "cuda:0"}
     assert result["final"] == {k: v for k, v in epochs[-1].items() if k != "epoch"}
+    # Its worker's peak memory (torch and Ultralytics loaded: well over 100 MB), GPU memory
+    # only where it trained on one; shown on its panel and its model's card.
+    peak = result["peak_ram_bytes"]
+    assert isinstance(peak, int) and peak > 100 * 1000**2, result
+    assert result["peak_ram_children_bytes"] >= 0
+    if result["device"] == "cpu":
+        assert result["peak_gpu_bytes"] is None and result["peak_gpu_reserved_bytes"] is None
+    else:
+        assert 0 < result["peak_gpu_bytes"] <= result["peak_gpu_reserved_bytes"]
+    shown = parse(panel).find("p", class_="training-resources").text()
+    assert f"Peak memory: RAM {file_size(peak)}" in shown
+    assert ("GPU none used" in shown) == (result["device"] == "cpu")
+    card = parse(models_page).find("article", id=f"model-{result['model']}")
+    assert card.find("dd", class_="metric-peak-ram").text() == file_size(peak)
     log = settings.data_dir / result["log"]
     assert result["log"] == f"training/task-{task_id}/train.log"
     text = log.read_text(encoding="utf-8")
@@ -163,6 +181,7 @@ async def test_coco8_trains_through_the_api_with_live_progress_and_becomes_a_mod
     assert [row["epoch"] for row in info.metrics["epochs"]] == [1, 2, 3]
     assert info.metrics["args"]["epochs"] == 3
     assert info.metrics["snapshot"] == result["snapshot"]
+    assert info.metrics["peak_ram_bytes"] == peak
     row = model_row(settings, name)
     assert row["task_id"] == task_id
     assert json.loads(row["trained_on"]) == result["snapshot"]
