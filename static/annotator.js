@@ -10,16 +10,20 @@
 //   another image, and (keepalive) when the page goes away.
 // - The keymap below is the one table the key handler and the `?` overlay both read.
 
-const KEYMAP = [
+// The keymap comes from the page (`keymap` in the JSON block, from the settings page: rows of
+// action, group, label, help, keys); this table is only the fallback of a page without one.
+const DEFAULT_KEYMAP = [
   { group: "Images", keys: ["d", "ArrowRight"], action: "next", help: "Save, then go to the next image" },
   { group: "Images", keys: ["a", "ArrowLeft"], action: "previous", help: "Save, then go to the previous image" },
   { group: "Images", keys: ["s", "Ctrl+s"], action: "save", help: "Save now (changes also save after a moment)" },
   { group: "Images", keys: ["n"], action: "noObjects", help: "Mark (or unmark) the image as having no objects" },
   { group: "Images", keys: ["p"], action: "copyPrevious", help: "Copy every box of the previous image (the one you came from)" },
   { group: "Boxes", keys: ["w"], action: "drawMode", help: "Draw: the next drag draws a box, even over other boxes" },
-  { group: "Boxes", keys: ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"], label: "1 … 9, 0", action: "pickClass", help: "Current class 1 to 10; also changes the selected boxes" },
+  ...[1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((n) => (
+    { group: "Classes", keys: [String(n % 10)], action: `class${n}`, help: `Current class ${n}; also changes the selected boxes` })),
   { group: "Boxes", keys: ["c"], action: "searchClass", help: "Search the classes by name (Enter picks, Esc goes back)" },
-  { group: "Boxes", keys: ["Tab", "Shift+Tab"], action: "cycle", help: "Select the next (previous) box" },
+  { group: "Boxes", keys: ["Tab"], action: "cycleNext", help: "Select the next box" },
+  { group: "Boxes", keys: ["Shift+Tab"], action: "cyclePrevious", help: "Select the previous box" },
   { group: "Boxes", keys: ["Ctrl+a"], action: "selectAll", help: "Select every box" },
   { group: "Boxes", keys: ["Delete", "Backspace"], action: "delete", help: "Delete the selected boxes" },
   { group: "Boxes", keys: ["Escape"], action: "escape", help: "Stop drawing, clear the selection" },
@@ -37,6 +41,8 @@ const KEYMAP = [
   { group: "View", keys: ["l"], action: "toggleNames", help: "Show or hide the class names" },
   { group: "View", keys: ["?"], action: "help", help: "Show this list" },
 ];
+// Actions a held key repeats.
+const REPEATING = ["zoomIn", "zoomOut", "cycleNext", "cyclePrevious", "undo", "redo"];
 const MOUSE = [
   ["Drag on empty space", "Draw a box in the current class"],
   ["Click a box", "Select it (Shift+click adds to the selection)"],
@@ -75,8 +81,12 @@ function comboOf(event) {
   return mods + (letter ? key.toLowerCase() : key);
 }
 
-const ACTION_OF = new Map();
-for (const row of KEYMAP) for (const key of row.keys) ACTION_OF.set(key, row.action);
+// Key -> action of a keymap's rows (the settings page refuses two actions on one key).
+function actionsOf(keymap) {
+  const found = new Map();
+  for (const row of keymap) for (const key of row.keys) if (!found.has(key)) found.set(key, row.action);
+  return found;
+}
 
 function keyLabel(key) {
   return key.split("+").map((part) => {
@@ -135,6 +145,8 @@ class Annotator {
     this.W = data.width;
     this.H = data.height;
     this.classes = data.classes; // by position
+    this.keymap = Array.isArray(data.keymap) && data.keymap.length ? data.keymap : DEFAULT_KEYMAP;
+    this.actionOf = actionsOf(this.keymap);
     this.current = 0;
     this.nextKey = 1;
     this.boxes = [];
@@ -767,12 +779,9 @@ class Annotator {
         this.drawMode = true;
         this.root.classList.add("drawing");
         return this.say("Drag to draw a box (Esc stops).");
-      case "pickClass": {
-        const digit = Number(combo);
-        return this.pickClass(digit === 0 ? 9 : digit - 1);
-      }
       case "searchClass": return this.searchClass();
-      case "cycle": return this.cycle(combo.startsWith("Shift") ? -1 : 1);
+      case "cycleNext": return this.cycle(1);
+      case "cyclePrevious": return this.cycle(-1);
       case "selectAll": return this.selectOnly(this.boxes.map((b) => b.key));
       case "delete": return this.deleteSelected();
       case "escape": return this.escape();
@@ -789,7 +798,10 @@ class Annotator {
       case "fit": return this.fit();
       case "toggleNames": return this.toggleNames();
       case "help": return this.help();
-      default: return undefined;
+      default: {
+        const n = /^class(\d+)$/.exec(action);
+        return n ? this.pickClass(Number(n[1]) - 1) : undefined;
+      }
     }
   }
 
@@ -797,7 +809,7 @@ class Annotator {
     if (event.defaultPrevented || event.isComposing) return;
     const dialog = $("ann-help");
     if (dialog.open) {
-      if (event.key === "?") { event.preventDefault(); dialog.close(); }
+      if (this.actionOf.get(comboOf(event)) === "help") { event.preventDefault(); dialog.close(); }
       return; // Esc closes the dialog itself
     }
     if (typing(event.target)) return;
@@ -814,12 +826,12 @@ class Annotator {
       }
       return;
     }
-    const action = ACTION_OF.get(combo);
+    const action = this.actionOf.get(combo);
     if (!action) return;
     // Text selected on the page and no box selected: Ctrl+C copies the text.
     if (action === "copy" && !this.selection.size && String(window.getSelection() || "")) return;
     event.preventDefault();
-    if (event.repeat && !["zoomIn", "zoomOut", "cycle", "undo", "redo"].includes(action)) return;
+    if (event.repeat && !REPEATING.includes(action)) return;
     this.run(action, combo);
   }
 
@@ -1385,7 +1397,15 @@ class Annotator {
   renderHelp() {
     const body = $("ann-help-body");
     const groups = new Map();
-    for (const row of KEYMAP) {
+    // The ten class keys in one row while they are the digits (as they start).
+    const classRows = this.keymap.filter((r) => /^class\d+$/.test(r.action));
+    const digits = classRows.length === 10 &&
+      classRows.every((r) => r.keys.length === 1 && r.keys[0] === String(Number(r.action.slice(5)) % 10));
+    const rows = digits
+      ? this.keymap.filter((r) => !classRows.includes(r)).concat(
+        [{ group: "Boxes", keys: classRows.map((r) => r.keys[0]), label: "1 … 9, 0", help: "Current class 1 to 10; also changes the selected boxes" }])
+      : this.keymap;
+    for (const row of rows) {
       if (!groups.has(row.group)) groups.set(row.group, []);
       groups.get(row.group).push(row);
     }
@@ -1413,7 +1433,10 @@ class Annotator {
       sections.push(section);
     };
     for (const [group, rows] of groups) {
-      table(group, rows.map((r) => [r.label ? [r.label] : r.keys.map(keyLabel), r.help]));
+      table(group, rows.map((r) => [
+        r.label && digits && r.action === undefined ? [r.label] : r.keys.length ? r.keys.map(keyLabel) : "no key",
+        r.help,
+      ]));
     }
     table("Mouse", MOUSE.map(([what, help]) => [what, help]));
     body.replaceChildren(...sections);

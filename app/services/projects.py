@@ -4,14 +4,30 @@ from __future__ import annotations
 
 from app.domain.errors import NotFound
 from app.domain.models import ClassInfo, ClassUsage, DatasetInfo, ProjectUsage
+from app.domain.splits import validate_ratios
 from app.domain.stores import Stores
+from app.services import preferences as preference_service
 
 
 async def create_project(
-    stores: Stores, name: str, classes: list[str], description: str = ""
+    stores: Stores,
+    name: str,
+    classes: list[str],
+    description: str = "",
+    *,
+    ratios: dict[str, float] | None = None,
 ) -> DatasetInfo:
-    """Create a project with its ordered classes (validated by the store)."""
-    return await stores.dataset.create(name, classes, description=description)
+    """Create a project with its ordered classes (validated by the store) and its split ratios:
+    ``ratios``, or the default ratios of the preferences when not given. One unit: a refused
+    ratio leaves no project behind."""
+    chosen = validate_ratios(dict(ratios)) if ratios is not None else None
+    if chosen is None:
+        chosen = await preference_service.default_ratios(stores)
+    async with stores.unit_of_work() as uow:
+        info = await stores.dataset.create(name, classes, description=description)
+        await stores.dataset.set_split_ratios(info.name, chosen)
+        await uow.commit()
+    return info
 
 
 async def get_project(stores: Stores, name: str) -> DatasetInfo:

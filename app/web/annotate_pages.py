@@ -19,8 +19,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from app.domain.models import Annotation, ImageInfo
+from app.domain.preferences import key_label, keymap_rows
 from app.services import images as image_service
 from app.services import labels as label_service
+from app.services import preferences as preference_service
 from app.services import projects as project_service
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
@@ -72,6 +74,12 @@ def _neighbour(project: str, filename: str | None, query: GridQuery) -> dict[str
     }
 
 
+def key_hints(keymap: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """Each action's keys as the page's titles and labels show them: ``D or →`` (empty for an
+    action without a key)."""
+    return {name: " or ".join(key_label(k) for k in keys) for name, keys in keymap.items()}
+
+
 def _grid_url(project: str, query: GridQuery) -> str:
     params = query.params()
     return f"/projects/{_part(project)}/images" + (f"?{params}" if params else "")
@@ -98,6 +106,7 @@ async def annotate_page(
         previous, following = await image_service.neighbours(
             stores, project.name, image.filename, query.image_filter()
         )
+    prefs = await preference_service.get_preferences(stores)
     data = {
         "project": project.name,
         "filename": image.filename,
@@ -117,6 +126,7 @@ async def annotate_page(
         ],
         "previous": _neighbour(project.name, previous, query),
         "next": _neighbour(project.name, following, query),
+        "keymap": keymap_rows(prefs.keymap),  # the settings page's keys
     }
     context = {
         "nav": "projects",
@@ -129,5 +139,6 @@ async def annotate_page(
         "image_page": image_page_url(image),
         "previous": data["previous"],
         "next": data["next"],
+        "keys": key_hints(prefs.keymap),
     }
     return render(request, "pages/annotate.html", context, fragment="annotate/_annotator.html")

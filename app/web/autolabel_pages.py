@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from app.domain.errors import Invalid
 from app.domain.stores import Stores
 from app.services import autolabel as autolabel_service
+from app.services import preferences as preference_service
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
 from app.web.render import redirect, render
@@ -25,7 +26,8 @@ api_router = APIRouter(prefix="/api/v1", tags=["review"], dependencies=[Depends(
 
 class AutolabelCreate(BaseModel):
     """An auto-label run: every field may be left out (the active model over the unlabelled
-    images at confidence 0.25, NMS IoU 0.7, the model's training image size)."""
+    images at the preferences' confidence and NMS IoU, 0.25 and 0.7 unless changed on the
+    settings page, and the model's training image size)."""
 
     model: str | None = Field(None, max_length=200)
     selection: str = Field(
@@ -67,7 +69,9 @@ async def autolabel_page(
     """The auto-label form: whole page, or the form alone for htmx (the review page loads it).
     ``selection=filter:<grid query>`` (the grid's "Auto-label these") offers those images."""
     chosen = selection.strip() or "unlabelled"
-    context = await _form_context(stores, name, {"selection": chosen, "conf": "0.25"})
+    defaults = await preference_service.autolabel_defaults(stores)  # the settings page's
+    values = {"selection": chosen} | {k: f"{v:g}" for k, v in defaults.items()}
+    context = await _form_context(stores, name, values)
     return render(request, "autolabel/page.html", context, fragment="autolabel/_form.html")
 
 
@@ -79,13 +83,15 @@ async def autolabel_project(
     model: Annotated[str, Form(max_length=200)] = "",
     selection: Annotated[str, Form(max_length=1000)] = "unlabelled",
     conf: Annotated[str, Form(max_length=32)] = "",
+    iou: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
-    """Queue the run and go on to its task's page; a refusal shows the form again (422)."""
-    values = {"model": model, "selection": selection, "conf": conf}
+    """Queue the run and go on to its task's page; a refusal shows the form again (422). A
+    threshold left blank is the preferences' default."""
+    values = {"model": model, "selection": selection, "conf": conf, "iou": iou}
     try:
-        task = await autolabel_service.start_autolabel(
-            stores, name, {k: v.strip() for k, v in values.items() if v.strip()}
-        )
+        defaults = await preference_service.autolabel_defaults(stores)
+        params: dict[str, Any] = {k: v.strip() for k, v in values.items() if v.strip()}
+        task = await autolabel_service.start_autolabel(stores, name, defaults | params)
     except Invalid as refusal:
         context = await _form_context(stores, name, values, error=refusal.message)
         return render(
@@ -102,4 +108,5 @@ async def autolabel_project(
 async def api_autolabel(name: str, body: AutolabelCreate, stores: StoresDep) -> TaskOut:
     """Queue an auto-label run: the model's predictions become its pending suggestions."""
     params = body.model_dump(exclude_none=True)
-    return TaskOut.of(await autolabel_service.start_autolabel(stores, name, params))
+    defaults = await preference_service.autolabel_defaults(stores)  # conf, iou left out
+    return TaskOut.of(await autolabel_service.start_autolabel(stores, name, defaults | params))

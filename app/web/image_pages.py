@@ -20,6 +20,7 @@ from app.domain.models import SPLITS, ImageFilter, ImageState
 from app.services import images as image_service
 from app.services import ingest as ingest_service
 from app.services import labels as label_service
+from app.services import preferences as preference_service
 from app.services import projects as project_service
 from app.services import tasks as task_service
 from app.web.api_uploads import store_upload
@@ -166,12 +167,15 @@ async def _grid(
     page = await image_service.list_images(
         stores, project.name, query.image_filter(), cursor, GRID_PAGE
     )
+    prefs = await preference_service.get_preferences(stores)
     context = {
         "nav": "projects",
         "project": project,
         "classes": project.class_details,
         "query": query,
         "page": page,
+        "thumbnail_size": prefs.thumbnail_size,  # the settings page's, as --tile-size
+        "tile_size": prefs.thumbnail_css,
         "cursor": cursor,
         "notice": notice,
         "splits": SPLITS,
