@@ -15,8 +15,8 @@ from app.domain.errors import NotFound
 from app.domain.models import SessionInfo, SessionSource, SessionStatus, TaskInfo, TaskStatus
 from app.domain.stores import Stores
 
-CAPTURE_KINDS = ("capture_video", "capture_folder")
-FILLED_BY_TASK = (SessionSource.VIDEO, SessionSource.FOLDER)
+CAPTURE_KINDS = ("capture_video", "capture_folder", "capture_stream")
+FILLED_BY_TASK = (SessionSource.VIDEO, SessionSource.FOLDER, SessionSource.STREAM)
 _RECENT_TASKS = 200  # how far back a session's task is looked for
 
 

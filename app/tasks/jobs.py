@@ -16,6 +16,7 @@ from app.tasks.capture import capture_video
 from app.tasks.capture_folder import capture_folder
 from app.tasks.context import TaskContext
 from app.tasks.evaluation import evaluate_model
+from app.tasks.feed import capture_stream
 from app.tasks.onnx_export import export_model_onnx
 from app.tasks.training import train_project  # torch and Ultralytics only when it runs
 from app.tasks.try_model import try_model
@@ -118,5 +119,6 @@ JOBS: dict[str, Job] = {
     "export_onnx": export_model_onnx,
     "capture_video": capture_video,
     "capture_folder": capture_folder,
+    "capture_stream": capture_stream,
     "autolabel": autolabel_project,
 }

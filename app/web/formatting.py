@@ -53,6 +53,7 @@ TASK_TITLES = {
     "autolabel": "Auto-label",
     "capture_video": "Video capture",
     "capture_folder": "Folder capture",
+    "capture_stream": "Stream feed",
 }
 
 

@@ -1,6 +1,7 @@
 """Capture sessions: the upload of a video that becomes frames (a task), a webcam session and
 its capture page (the browser posts frames to ``/api/v1/sessions/{id}/frames``), a project's
-sessions page, a session's page, and their JSON twins under ``/api/v1``."""
+sessions page (with the folder and stream forms, whose routes live in ``capture_folder_pages``
+and ``feed_pages``), a session's page, and their JSON twins under ``/api/v1``."""
 
 from __future__ import annotations
 
@@ -23,10 +24,12 @@ from app.domain.capture import (
     frame_mode,
 )
 from app.domain.errors import Invalid
-from app.domain.models import SPLITS, SessionInfo, TaskInfo
+from app.domain.feeds import DEFAULT_LIVE_IMGSZ, DEFAULT_LIVE_RATE, redact_url
+from app.domain.models import SPLITS, SessionInfo, SessionSource, TaskInfo
 from app.domain.stores import Stores
 from app.services import capture as capture_service
 from app.services import webcam as webcam_service
+from app.services.feeds import shown_source
 from app.web.api_uploads import large_upload_form, limited_form
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
@@ -55,11 +58,14 @@ class SessionOut(BaseModel):
 
     @classmethod
     def of(cls, info: SessionInfo) -> SessionOut:
+        settings = dict(info.settings)
+        if info.source == SessionSource.STREAM and isinstance(settings.get("source"), str):
+            settings["source"] = redact_url(settings["source"])  # a camera's password stays out
         return cls(
             id=info.id,
             project=info.dataset,
             source=info.source,
-            settings=info.settings,
+            settings=settings,
             status=info.status,
             counts=info.counts,
             log=info.log,
@@ -132,11 +138,15 @@ async def _start(
     )
 
 
-def _form_context() -> dict[str, Any]:
+def _form_context(request: Request) -> dict[str, Any]:
+    settings: Settings = request.app.state.settings
     return {
         "splits": SPLITS,
         "video_accept": ",".join(VIDEO_EXTENSIONS),
         "default_bits": DEFAULT_NEAR_DUPLICATE_BITS,
+        "feed_schemes": settings.feed_schemes,
+        "default_live_rate": DEFAULT_LIVE_RATE,
+        "default_live_imgsz": DEFAULT_LIVE_IMGSZ,
     }
 
 
@@ -183,7 +193,7 @@ async def sessions_page(request: Request, name: str, stores: StoresDep) -> HTMLR
         "nav": "projects",
         "project_name": name,
         "sessions": sessions,
-        **_form_context(),
+        **_form_context(request),
     }
     return render(request, "pages/sessions.html", context, fragment="sessions/_list.html")
 
@@ -241,6 +251,7 @@ async def session_page(request: Request, session_id: SessionId, stores: StoresDe
         "view": view,
         "session": view.session,
         "task": view.task,
+        "feed_source": shown_source(view.session),
     }
     return render(request, "pages/session.html", context, fragment="sessions/_detail.html")
 
