@@ -20,6 +20,7 @@ from app.domain.errors import Conflict, Invalid, NotFound
 from app.domain.models import TaskInfo, TaskStatus
 from app.domain.stores import TaskStore
 from app.repositories.common import id_window, now, project_by_name
+from app.repositories.task_ends import record_end
 
 
 class SqlTaskStore(TaskStore):
@@ -196,6 +197,9 @@ class SqlTaskStore(TaskStore):
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
+            if done.rowcount == 1:  # type: ignore[attr-defined]
+                # The end's notice and webhook delivery commit with the end itself.
+                await record_end(uow.session, task_id, at=values["finished_at"])
             await uow.commit()
         if done.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict(f"Task {task_id} is no longer running for this worker.")
@@ -237,6 +241,8 @@ class SqlTaskStore(TaskStore):
                 row.status = TaskStatus.CANCELLED
                 row.finished_at = now()
                 row.message = "cancelled before it started"
+                await uow.session.flush()
+                await record_end(uow.session, task_id, at=row.finished_at)
             elif row.status == TaskStatus.RUNNING:
                 row.cancel_requested = True
                 row.message = "cancelling…"
@@ -298,5 +304,7 @@ class SqlTaskStore(TaskStore):
                 )
                 if done.rowcount == 1:  # type: ignore[attr-defined]
                     changed.append(task_id)
+                    if values["status"] != TaskStatus.QUEUED:
+                        await record_end(uow.session, task_id, at=stamp)
             await uow.commit()
         return changed

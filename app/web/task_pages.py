@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.domain.models import TaskInfo
+from app.services import notifications as notify_service
 from app.services import tasks as task_service
 from app.web.csrf import require_csrf
 from app.web.deps import StoresDep
@@ -41,12 +42,17 @@ async def tasks_page(
 ) -> HTMLResponse:
     """Recent tasks, newest first, ``PAGE_SIZE`` at a time (the list fragment for htmx)."""
     tasks, older = await task_service.recent_tasks(stores, limit=PAGE_SIZE, before_id=before_id)
+    webhooks = await notify_service.task_deliveries(stores, [t.id for t in tasks])
     context = {
         "nav": "tasks",
         "tasks": tasks,
         "older": older,
         "before_id": before_id,
-        "any_unfinished": any(not t.finished for t in tasks),
+        # A failing webhook keeps the list polling, so its retries show.
+        "any_unfinished": any(not t.finished for t in tasks)
+        or any(d.state in ("pending", "sending") and d.failing for d in webhooks.values()),
+        "webhooks": webhooks,
+        "deliveries": [] if is_htmx(request) else await notify_service.recent_deliveries(stores),
     }
     return render(request, "pages/tasks.html", context, fragment="tasks/_list.html")
 
