@@ -202,12 +202,14 @@ class InsufficientStorage(YdcError):
 
 
 def megabytes(size: int) -> str:
-    """``312 MB``, ``1.2 GB``: a size in a refusal."""
+    """``312 MB``, ``1.2 GB``, ``41 KB``: a size in a refusal."""
     if size >= 10 * GB:
         return f"{size / GB:.0f} GB"
     if size >= GB:
         return f"{size / GB:.1f} GB"
-    return f"{size / MB:.0f} MB"
+    if size >= MB or size == 0:
+        return f"{size / MB:.0f} MB"
+    return f"{size / 1000:.0f} KB" if size >= 1000 else f"{size} bytes"
 
 
 def _refusal(disk: Disk, reserve: int, incoming: int, outcome: str, lead: str) -> str:

@@ -155,18 +155,21 @@ def process_figures(pid: int, role: str, task_id: int | None = None) -> ProcessF
     return ProcessFigures(pid=pid, role=role, rss=rss, peak_rss=peak, task_id=task_id)
 
 
-def peak_memory_of_this_process() -> tuple[int, int]:
-    """This process's peak resident memory (``VmHWM``; ``getrusage``'s ``ru_maxrss`` where
-    /proc has none) and the largest peak of its children that have ended (``RUSAGE_CHILDREN``:
-    dataloader workers), in bytes."""
+def peak_memory_of_this_process() -> int:
+    """This process's peak resident memory in bytes (``VmHWM``; ``getrusage``'s ``ru_maxrss``
+    where /proc has none).
+
+    Child processes are left out on purpose: a forked child's ``ru_maxrss`` counts the pages it
+    shares with its parent (Ultralytics runs small commands, each a fork of a process holding
+    torch), so ``RUSAGE_CHILDREN`` reported 850 MB for a training whose only worker was this
+    process."""
     import resource
 
     text = _read_text(PROC / "self" / "status")
     _, peak = parse_process_memory(text) if text is not None else (None, None)
     if peak is None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return peak, children
+    return peak
 
 
 class SystemMonitor:
@@ -213,7 +216,7 @@ class SystemMonitor:
     def _query_gpus(self) -> tuple[list[Gpu], str | None]:
         binary = shutil.which(self._nvidia_smi) if self._nvidia_smi else None
         if binary is None:
-            return [], "no NVIDIA GPU (nvidia-smi is not installed)"
+            return [], "No NVIDIA GPU: nvidia-smi is not installed"
         try:
             done = subprocess.run(
                 [

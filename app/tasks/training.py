@@ -547,16 +547,14 @@ async def _register(
 
 
 def _peak_resources(bridge: TrainingBridge) -> dict[str, int | None]:
-    """The peak memory of this training (its worker process runs nothing else):
-    ``peak_ram_bytes`` the worker's peak resident memory (VmHWM: torch, Ultralytics, the
-    model, the batches; Python's own start included), ``peak_ram_children_bytes`` the largest
-    peak of its ended child processes (dataloader workers; 0 with ``workers=0``), and on a GPU
-    ``peak_gpu_bytes`` (``torch.cuda.max_memory_allocated``) and ``peak_gpu_reserved_bytes``
-    (``max_memory_reserved``: what the card held for it); ``None`` on the CPU."""
-    ram, children = peak_memory_of_this_process()
+    """The peak memory of this training, whose worker process runs nothing else and loads its
+    batches itself (``workers=0``: no dataloader processes): ``peak_ram_bytes`` the worker's
+    peak resident memory (VmHWM: Python, torch, Ultralytics, the model, the batches, the
+    snapshot's copying), and on a GPU ``peak_gpu_bytes`` (``torch.cuda.max_memory_allocated``:
+    what tensors held) and ``peak_gpu_reserved_bytes`` (``max_memory_reserved``: what torch's
+    caching allocator took from the card); ``None`` on the CPU."""
     return {
-        "peak_ram_bytes": ram,
-        "peak_ram_children_bytes": children,
+        "peak_ram_bytes": peak_memory_of_this_process(),
         "peak_gpu_bytes": bridge.gpu_peak.get("allocated"),
         "peak_gpu_reserved_bytes": bridge.gpu_peak.get("reserved"),
     }

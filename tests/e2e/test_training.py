@@ -69,6 +69,11 @@ def test_a_training_started_from_the_form_shows_progress_and_a_chart_then_its_mo
     outcome = panel.locator(".training-outcome")
     expect(outcome).to_contain_text("best mAP50")
     expect(outcome).to_contain_text("3 epochs")
+    # What it took at its peak: the worker's RAM, and no GPU here (or its memory on one).
+    expect(panel.locator(".training-resources")).to_contain_text(
+        re.compile(r"Peak memory: RAM [\d.]+ [MG]B")
+    )
+    shoot(page, "training-finished")
 
     outcome.get_by_role("link").first.click()
     expect(page).to_have_url(re.compile(rf"/projects/{PROJECT}/models#model-{PROJECT}-\d+$"))
@@ -76,6 +81,7 @@ def test_a_training_started_from_the_form_shows_progress_and_a_chart_then_its_mo
     expect(card.get_by_role("heading", level=2)).to_have_text(re.compile(rf"^{PROJECT}-\d+$"))
     expect(card).to_contain_text("From yolo11n.yaml")
     expect(card).to_contain_text("Trained on 4 train images, 4 val images")
+    expect(card.locator(".metric-peak-ram")).to_have_text(re.compile(r"^[\d.]+ [MG]B$"))
     shoot(page, "training-models")
 
     card.get_by_role("button", name="Make active").click()

@@ -155,7 +155,6 @@ async def test_coco8_trains_through_the_api_with_live_progress_and_becomes_a_mod
     # only where it trained on one; shown on its panel and its model's card.
     peak = result["peak_ram_bytes"]
     assert isinstance(peak, int) and peak > 100 * 1000**2, result
-    assert result["peak_ram_children_bytes"] >= 0
     if result["device"] == "cpu":
         assert result["peak_gpu_bytes"] is None and result["peak_gpu_reserved_bytes"] is None
     else:

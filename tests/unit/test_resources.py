@@ -185,6 +185,11 @@ def test_incoming_bytes_count_against_the_reserve() -> None:
     assert refused is not None and "needs about 100 MB more" in refused.message
 
 
+def test_small_uploads_are_named_in_kilobytes_not_as_zero_megabytes() -> None:
+    refused = reserve_refusal(Disk("/d", free=MB, total=GB), reserve=GB, incoming=41_300)
+    assert refused is not None and "needs about 41 KB more" in refused.message
+
+
 def test_a_reserve_of_zero_is_off() -> None:
     assert reserve_refusal(Disk("/d", free=0, total=GB), reserve=0, incoming=GB) is None
 

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.main import create_app
+from app.services import accounts
 from app.services.system import GPU_CACHE_S, SystemMonitor
 from tests.web.htmltree import parse
 
@@ -147,7 +150,9 @@ async def test_without_nvidia_smi_the_page_says_there_is_no_gpu(
     assert body["gpus"] == []
     assert "nvidia-smi is not installed" in body["gpu_note"]
     page = parse((await client.get("/system")).text)
-    assert "no NVIDIA GPU" in page.find("section", id="sys-gpu").text()
+    assert (
+        "No NVIDIA GPU: nvidia-smi is not installed." in page.find("section", id="sys-gpu").text()
+    )
 
 
 async def test_two_gpus_from_nvidia_smi_show_with_their_memory_and_utilisation(
@@ -221,3 +226,38 @@ async def test_the_page_lists_the_worker_of_a_running_task_with_its_memory(
     rows = page.find("table", class_="sys-table").find("tbody").find_all("tr")
     assert len(rows) == 2
     assert f"Export #{task.id}" in rows[1].text() and "birds" in rows[1].text()
+
+
+async def test_with_accounts_the_login_page_has_no_indicator_and_a_viewer_sees_the_system(
+    settings: Settings,
+) -> None:
+    application = create_app(settings.model_copy(update={"accounts": True}))
+    async with LifespanManager(application):
+        await accounts.add_user(application.state.stores.account, "viv", "viewer", "pw-123456!")
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            login = parse((await http.get("/login")).text)
+            assert login.find_all("a", id="sysbar") == []  # it would poll into a redirect
+            anonymous = await http.get("/api/v1/system")
+            assert anonymous.status_code == 401
+            http.headers["X-CSRF-Token"] = http.cookies["ydc_csrf"]
+            done = await http.post("/login", data={"name": "viv", "password": "pw-123456!"})
+            assert done.status_code == 303, done.text
+            page = parse((await http.get("/system")).text)
+            assert page.find("a", id="sysbar").attrs["hx-get"] == "/system/indicator"
+            assert (await http.get("/api/v1/system")).status_code == 200
+
+
+async def test_the_page_is_whole_for_browsers_and_its_content_for_htmx_which_polls_it(
+    client: httpx.AsyncClient,
+) -> None:
+    whole = await client.get("/system")
+    fragment = await client.get("/system", headers={"HX-Request": "true"})
+
+    assert "<html" in whole.text.lower() and "<html" not in fragment.text.lower()
+    for response in (whole, fragment):
+        assert "HX-Request" in response.headers["vary"]
+        assert response.headers["cache-control"] == "no-store"
+    content = parse(fragment.text).find("div", id="system")
+    assert content.attrs["hx-get"] == "/system" and content.attrs["hx-trigger"] == "every 10s"
+    assert content.attrs["hx-swap"] == "outerHTML"

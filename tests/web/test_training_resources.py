@@ -28,7 +28,6 @@ GPU_RESULT = {
     "duration_s": 12.0,
     "device": "cuda:0",
     "peak_ram_bytes": 2_345_000_000,
-    "peak_ram_children_bytes": 0,
     "peak_gpu_bytes": 1_234_000_000,
     "peak_gpu_reserved_bytes": 1_600_000_000,
 }
@@ -37,7 +36,6 @@ CPU_RESULT = {
     "model": "birds-cpu",
     "device": "cpu",
     "peak_ram_bytes": 812_000_000,
-    "peak_ram_children_bytes": 150_000_000,
     "peak_gpu_bytes": None,
     "peak_gpu_reserved_bytes": None,
 }
@@ -60,15 +58,13 @@ async def test_the_panel_of_a_gpu_training_shows_its_peak_ram_and_gpu_memory(
     assert line == "Peak memory: RAM 2.3 GB · GPU 1.2 GB (1.6 GB reserved)"
 
 
-async def test_the_panel_of_a_cpu_training_says_no_gpu_and_counts_helper_processes(
+async def test_the_panel_of_a_cpu_training_says_no_gpu_was_used(
     app: FastAPI, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     task_id = await finished_training(app, tmp_path, CPU_RESULT)
     panel = parse((await client.get(f"/tasks/{task_id}/training-panel")).text)
     line = panel.find("p", class_="training-resources").text()
-    assert line == (
-        "Peak memory: RAM 812.0 MB (+ 150.0 MB in its largest helper process) · GPU none used"
-    )
+    assert line == "Peak memory: RAM 812.0 MB · GPU none used"
 
 
 async def test_the_models_page_shows_each_models_peaks_and_nothing_for_one_without(
