@@ -43,9 +43,13 @@
       image.src = frameUrl + "?view=" + encodeURIComponent(view) + "&t=" + Date.now();
     }, delay);
   }
+  var frame = image.parentElement;
   image.addEventListener("load", function () {
     noFrame.hidden = true;
     image.hidden = false;
+    if (image.naturalWidth && image.naturalHeight) {
+      frame.style.aspectRatio = image.naturalWidth + " / " + image.naturalHeight; // no letterbox
+    }
     next(MIN_GAP_MS);
   });
   image.addEventListener("error", function () {

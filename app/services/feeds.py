@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from app.domain.errors import Conflict, Invalid, NotFound
-from app.domain.feeds import FeedSettings, FeedSource, check_source, page_state, redact_url
+from app.domain.feeds import FeedSettings, check_source, page_state, redact_url
 from app.domain.models import ImageInfo, SessionInfo, SessionSource, SessionStatus, TaskInfo
 from app.domain.stores import Stores
 from app.services.session_settle import session_with_task
@@ -157,21 +157,24 @@ async def feed_view(stores: Stores, session_id: int, *, recent: int = 12) -> Fee
     return FeedView(session, task, status, state, shown_source(session), frames)
 
 
-async def frame_file(stores: Stores, session_id: int, view: str) -> Path:
-    """The newest ``camera`` frame, or the ``live`` one with the model's boxes, as a file
-    (``NotFound`` before the task wrote one; ``Invalid`` for another view)."""
+async def frame_bytes(stores: Stores, session_id: int, view: str) -> bytes:
+    """The newest ``camera`` frame, or the ``live`` one with the model's boxes, as JPEG bytes
+    (``NotFound`` before the task wrote one; ``Invalid`` for another view). Read whole in one
+    open: the task replaces the file several times a second, so a size taken before opening
+    it could belong to another frame."""
     name = VIEWS.get(view)
     if name is None:
         raise Invalid(f"The view is one of {', '.join(VIEWS)}, not {view!r}.")
     await stream_session(stores, session_id)
     path = feed_folder(stores.data_dir, session_id) / name
-    if not await asyncio.to_thread(path.is_file):
-        raise NotFound(f"Session #{session_id} has no {view} frame yet.")
-    return path
+    try:
+        return await asyncio.to_thread(path.read_bytes)
+    except FileNotFoundError:
+        raise NotFound(f"Session #{session_id} has no {view} frame yet.") from None
 
 
 async def request_capture(
-    stores: Stores, session_id: int, *, wait_s: float = CAPTURE_WAIT_S
+    stores: Stores, session_id: int, *, wait_s: float | None = None
 ) -> dict[str, Any]:
     """Ask the feed's task to capture the frame on screen now (a manual capture: never skipped
     as a near-duplicate) and wait up to ``wait_s`` for its answer: ``outcome`` is ``kept``,
@@ -188,7 +191,7 @@ async def request_capture(
     asked = {"id": request_id, "at": time.time(), "mode": "manual"}
     await asyncio.to_thread(write_json, folder / REQUESTS / f"{request_id}.json", asked)
     answer = folder / RESULTS / f"{request_id}.json"
-    deadline = time.monotonic() + wait_s
+    deadline = time.monotonic() + (CAPTURE_WAIT_S if wait_s is None else wait_s)
     while time.monotonic() < deadline:
         result = await asyncio.to_thread(read_json, answer)
         if result is not None:
@@ -218,12 +221,11 @@ async def end_feed_session(stores: Stores, session_id: int) -> SessionInfo:
 
 __all__ = [
     "KIND",
-    "FeedSource",
     "FeedView",
     "end_feed_session",
     "feed_folder",
     "feed_view",
-    "frame_file",
+    "frame_bytes",
     "read_json",
     "read_status",
     "request_capture",

@@ -116,12 +116,12 @@ def open_capture(source: FeedSource) -> Any | None:
 
 @dataclass(frozen=True)
 class ReaderEvent:
-    """A change the reader reports: ``live`` (frames come; ``attempt`` > 0 after that many
-    tries to reconnect), ``lost`` (the stream dropped), ``unreachable`` (an attempt to open it
-    failed); ``retry_in`` the back-off before the next attempt."""
+    """A change the reader reports: ``live`` (frames come, after ``failed`` failed tries to
+    open the stream since it was last live), ``lost`` (the stream dropped), ``unreachable`` (a
+    try to open it failed: ``failed`` so far); ``retry_in`` the back-off before the next try."""
 
     kind: str
-    attempt: int
+    failed: int
     retry_in: float = 0.0
     width: int = 0
     height: int = 0
@@ -153,36 +153,36 @@ class Reader(threading.Thread):
 
     def run(self) -> None:
         capture = None
-        attempt = 0
+        failed = 0  # failed tries to open the stream since it was last live
+        lost = False  # it was live, then dropped: the first wait is the back-off's first step
         try:
             while not self._stopping.is_set():
                 capture = self._opener(self.source)
-                if capture is None:
-                    attempt += 1
-                    delay = self._backoff(attempt)
-                    self.events.put(ReaderEvent("unreachable", attempt, delay))
-                    if self._stopping.wait(delay):
-                        break
-                    continue
                 got = 0
-                while not self._stopping.is_set():
+                while capture is not None and not self._stopping.is_set():
                     ok, frame = capture.read()
                     if not ok or frame is None:
                         break
                     if got == 0:
                         height, width = frame.shape[:2]
-                        self.events.put(ReaderEvent("live", attempt, 0.0, width, height))
+                        self.events.put(ReaderEvent("live", failed, 0.0, width, height))
+                        failed, lost = 0, False
                     got += 1
                     self.ring.push(frame, time.time())
                     self.fps.tick(time.monotonic())
-                capture.release()
-                capture = None
+                if capture is not None:
+                    capture.release()
+                    capture = None
                 if self._stopping.is_set():
                     break
-                # Opened but gave no frame: one more failed attempt; frames came: a new loss.
-                attempt = attempt + 1 if got == 0 else 1
-                delay = self._backoff(attempt)
-                self.events.put(ReaderEvent("lost" if got else "unreachable", attempt, delay))
+                if got:  # frames came, then stopped: a new loss
+                    lost = True
+                    delay = self._backoff(1)
+                    self.events.put(ReaderEvent("lost", 0, delay))
+                else:  # not opened, or opened without a frame: one more failed try
+                    failed += 1
+                    delay = self._backoff(failed + lost)
+                    self.events.put(ReaderEvent("unreachable", failed, delay))
                 if self._stopping.wait(delay):
                     break
         except Exception:  # the job sees the thread gone and fails the session
@@ -333,6 +333,7 @@ class Feed:
         self.attempt = 0
         self.retry_at: float | None = None
         self.reconnects = 0
+        self.connected_once = False
         self.size: tuple[int, int] | None = None
         self.last_kept: str | None = None
         self.last_interval_seq = 0
@@ -423,13 +424,17 @@ class Feed:
             self.retry_at = None
             self.attempt = 0
             self.state = FeedState.LIVE
-            if event.attempt:
+            if self.connected_once:
                 self.reconnects += 1
-                self.message = f"Reconnected after {_attempts(event.attempt)}."
+                self.message = f"Reconnected after {_attempts(event.failed + 1)}."
                 return self.message
+            self.connected_once = True
+            if event.failed:
+                self.message = f"Connected after {_attempts(event.failed + 1)}."
+                return f"Connected to {shown} after {_attempts(event.failed + 1)}."
             self.message = f"Connected: {event.width}x{event.height}."
             return f"Connected to {shown}: {event.width}x{event.height}."
-        self.attempt = event.attempt
+        self.attempt = event.failed
         self.retry_at = time.time() + event.retry_in
         self.state = FeedState.RECONNECTING
         wait = f"{event.retry_in:g} s"
@@ -437,7 +442,8 @@ class Feed:
             self.message = f"Stream lost, reconnecting in {wait}."
         else:
             self.message = (
-                f"Cannot open the stream (attempt {event.attempt}); trying again in {wait}."
+                f"Cannot open the stream ({_attempts(event.failed)} failed); trying again in "
+                f"{wait}."
             )
         return self.message
 

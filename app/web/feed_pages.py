@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from app.config import Settings
@@ -134,8 +134,8 @@ def _message(view: feed_service.FeedView) -> str:
         return f"Waiting for a worker to start the feed{task}."
     if view.state == "stalled":
         return "The feed's worker has not reported for a while: it may have stopped."
-    if view.state == "ended" and not view.status:
-        return "The session has ended."
+    if view.state == "ended" and (view.status or {}).get("state") != "ended":
+        return "The session has ended: the feed closes the stream."
     return str((view.status or {}).get("message") or "")
 
 
@@ -204,10 +204,10 @@ async def feed_frame(
     session_id: SessionId,
     stores: StoresDep,
     view: Annotated[Literal["camera", "live"], Query()] = "camera",
-) -> FileResponse:
+) -> Response:
     """The newest frame of the feed (``live``: the one the model saw, with its boxes)."""
-    path = await feed_service.frame_file(stores, session_id, view)
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    data = await feed_service.frame_bytes(stores, session_id, view)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 @router.post("/sessions/{session_id}/feed/capture")
