@@ -10,12 +10,18 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 
 from app.config import Settings
 from app.db.migrate import upgrade_to_head
 from app.domain.stores import Stores
 from app.repositories import create_stores
+
+# asgi-lifespan gives start-up and shutdown 5 s each. Start-up migrates and reconciles a fresh
+# data dir, which takes ~0.3 s alone but more than 5 s on a 2-core machine other jobs load;
+# a minute keeps a real hang visible without failing a test for the machine's load.
+LifespanManager.__init__.__defaults__ = (60, 60)
 
 # The session fixtures shapes_model and postgres_server (a real PostgreSQL for both backends).
 pytest_plugins = ["tests.shapes", "tests.postgres"]
