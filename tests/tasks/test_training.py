@@ -5,6 +5,7 @@ weights and a resume that finishes the epochs; the refusals before anything is q
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import json
 import os
@@ -21,12 +22,20 @@ from asgi_lifespan import LifespanManager
 from app.config import Settings
 from app.domain.errors import Invalid
 from app.domain.models import Annotation
+from app.domain.resources import InsufficientStorage
 from app.domain.stores import Stores
 from app.main import create_app
+from app.services.system import disk_full_guard
 from app.services.training import training_epochs
 from app.tasks.context import TaskContext
 from app.tasks.runner import TaskRunner
-from app.tasks.training import StopTraining, TrainingBridge, backfill_epochs, train_project
+from app.tasks.training import (
+    StopTraining,
+    TrainingBridge,
+    backfill_epochs,
+    train_project,
+    training_folder,
+)
 from app.web.formatting import file_size
 from tests.conftest import TEST_DATA, arm_csrf, encode, make_image
 from tests.tasks.conftest import process_gone, wait_until
@@ -361,6 +370,34 @@ async def test_a_training_whose_val_labels_went_after_it_was_queued_fails_with_t
 
     with pytest.raises(Invalid, match="has no labelled val images to measure it on any more"):
         await train_project(ctx, stores)
+
+
+async def test_a_training_whose_disk_went_below_the_reserve_since_it_was_queued_does_not_start(
+    settings: Settings, stores: Stores
+) -> None:
+    await labelled_project(stores)
+    ctx = await claimed_training(stores, settings, {"epochs": 1, "imgsz": 64}, project="small")
+    figures = os.statvfs(settings.data_dir)
+    stores.disk_reserve = figures.f_bavail * figures.f_frsize + 10**12  # 1 TB over the free
+
+    with pytest.raises(InsufficientStorage, match=r"ydc keeps .* free \(YDC_DISK_RESERVE_MB\)"):
+        await train_project(ctx, stores)
+    assert not training_folder(settings.data_dir, ctx.task.id).exists()  # no snapshot copied
+
+
+async def test_a_disk_that_fills_while_a_training_runs_fails_it_in_the_reserves_words(
+    tmp_path: Path,
+) -> None:
+    guard = disk_full_guard(tmp_path, 500 * 1000**2, outcome="The training stopped.")
+    with pytest.raises(InsufficientStorage) as caught, guard:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert caught.value.message.startswith("The disk is full: ")
+    assert f"free on {tmp_path}" in caught.value.message
+    assert "ydc keeps 500 MB free (YDC_DISK_RESERVE_MB). The training stopped." in (
+        caught.value.message
+    )
+    with pytest.raises(PermissionError), disk_full_guard(tmp_path, 1, outcome=""):
+        raise PermissionError("not ours to translate")
 
 
 @pytest.mark.parametrize(
