@@ -20,7 +20,7 @@
 
   function notice(task) {
     var item = document.createElement("div");
-    item.className = "notice notice-" + task.status;
+    item.className = "task-notice task-notice-" + task.status;
     item.setAttribute("data-task", String(task.id));
     var text = document.createElement("a");
     text.href = task.url;

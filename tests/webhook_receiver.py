@@ -78,8 +78,8 @@ def webhook_receiver(*answers: int, redirect_to: str | None = None) -> Iterator[
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    host, port = server.server_address[:2]
-    state.url = f"http://{host}:{port}/hook"
+    port = server.server_address[1]
+    state.url = f"http://127.0.0.1:{port}/hook"
     thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
     thread.start()
     try:
