@@ -14,6 +14,7 @@ from app.domain.models import ImageInfo, TaskInfo, TaskStatus
 from app.domain.reconcile import FOUND_TITLES, ReconcileReport, SyncReport
 from app.domain.stores import Stores
 from app.services.projects import get_project
+from app.services.system import ensure_disk_room, size_of
 
 log = logging.getLogger("ydc.reconcile")
 
@@ -116,4 +117,13 @@ async def locate_image(stores: Stores, project: str, source: Path | IO[bytes] | 
     """Put a missing image's bytes back (matched by sha256). ``NotFound`` when no image of the
     project has them; ``NotMissing`` when that image has its file."""
     found = await get_project(stores, project)
+    await ensure_disk_room(stores, incoming=_size(source), outcome="Nothing was restored.")
     return await stores.storage.locate(found.name, source)
+
+
+def _size(source: Path | IO[bytes] | bytes) -> int:
+    if isinstance(source, bytes):
+        return len(source)
+    if isinstance(source, Path):
+        return source.stat().st_size
+    return size_of(source)

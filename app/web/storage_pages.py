@@ -22,6 +22,7 @@ from starlette.datastructures import UploadFile
 from app.domain.errors import Conflict, Invalid, NotFound, NotMissing
 from app.domain.models import ImageFilter, ImageInfo, ImageState, TaskInfo
 from app.domain.reconcile import FOUND_TITLES, Found, Outcome, ReconcileReport, SyncReport
+from app.domain.resources import InsufficientStorage
 from app.domain.stores import Stores
 from app.services import images as image_service
 from app.services import projects as project_service
@@ -219,7 +220,7 @@ async def locate_files(
             outcomes.append(LocateOutcome(name, "not_missing", error.message, error.filename))
         except NotFound:
             outcomes.append(LocateOutcome(name, "no_match", "no missing image has these bytes"))
-        except Invalid as error:
+        except (Invalid, InsufficientStorage) as error:
             outcomes.append(LocateOutcome(name, "refused", error.message))
         else:
             outcomes.append(

@@ -220,3 +220,23 @@ async def test_the_openapi_document_declares_507_on_every_guarded_operation(
         schema = entry["content"]["application/json"]["schema"]
         assert schema == {"$ref": "#/components/schemas/ErrorOut"}, (path, entry)
     assert "/api/v1/system" in document["paths"]
+
+
+async def test_locating_a_missing_file_over_the_reserve_is_refused_and_restores_nothing(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, reserve_mb: int
+) -> None:
+    stores: Stores = app.state.stores
+    (image,) = [i for i in await stores.image.list(PROJECT) if i.filename == "train.png"]
+    data = image.path.read_bytes()
+    image.path.unlink()
+
+    response = await client.post(
+        f"/api/v1/projects/{PROJECT}/locate", files=[("files", ("found.png", data, "image/png"))]
+    )
+
+    assert response.status_code == 200, response.text
+    (result,) = response.json()["results"]
+    assert result["status"] == "refused"
+    assert_names_reserve_and_free(result["message"], settings.data_dir, reserve_mb)
+    assert "Nothing was restored." in result["message"]
+    assert not image.path.exists()
