@@ -303,8 +303,6 @@ def validate_keymap(
     for action in ACTIONS:
         raw = keymap.get(action.name, action.keys)
         where = f"keymap.{action.name}"
-        if isinstance(raw, str):
-            raw = [raw]
         if not isinstance(raw, list | tuple) or not all(isinstance(k, str) for k in raw):
             raise PreferenceInvalid(
                 f"{action.label}: the keys must be a list of key names.", field=where
@@ -363,12 +361,10 @@ AUTOLABEL_NAMES = {"conf": "Minimum confidence", "iou": "NMS IoU threshold"}
 
 
 def _number(value: Any, where: str, label: str, *, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise PreferenceInvalid(f"{label} must be a number.", field=where)
-    try:
-        number = float(value)
-    except ValueError:
-        raise PreferenceInvalid(f"{label} must be a number, not {value!r}.", field=where) from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        shown = f", not {value!r}" if isinstance(value, str) and len(value) < 40 else ""
+        raise PreferenceInvalid(f"{label} must be a number{shown}.", field=where)
+    number = float(value)
     if not math.isfinite(number) or not low <= number <= high:
         raise PreferenceInvalid(f"{label} must lie between {low:g} and {high:g}.", field=where)
     return number

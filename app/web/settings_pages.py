@@ -16,12 +16,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.datastructures import UploadFile
 
 from app.domain import preferences as rules
+from app.domain.accounts import Role
 from app.domain.errors import Invalid
 from app.domain.models import SPLITS
 from app.domain.preferences import PreferenceInvalid, Preferences
@@ -81,7 +82,7 @@ def _context(
         "thumbnail_sizes": rules.THUMBNAIL_SIZES,
         "autolabel_names": rules.AUTOLABEL_NAMES,
         "key_label": rules.key_label,
-        "read_only": login is not None and not login.user.may("admin"),
+        "read_only": login is not None and not login.user.may(Role.ADMIN),
     }
 
 
@@ -103,6 +104,15 @@ async def _form_fields(request: Request, prefix: str) -> dict[str, str]:
         for k, v in form.items()
         if k.startswith(prefix) and isinstance(v, str)
     }
+
+
+def _number(text: str) -> float | str:
+    """A number field's value: the number, or the text as typed when it is none (the rules
+    then refuse it, naming the field)."""
+    try:
+        return float(text.strip())
+    except ValueError:
+        return text.strip()
 
 
 async def _save_group(
@@ -147,7 +157,7 @@ async def save_keymap(request: Request, stores: StoresDep) -> HTMLResponse:
 async def save_splits(request: Request, stores: StoresDep) -> HTMLResponse:
     """The split ratios a new project starts with."""
     typed = await _form_fields(request, "split_ratios.")
-    patch = {"split_ratios": {s: typed.get(f"split_ratios.{s}", "").strip() for s in SPLITS}}
+    patch = {"split_ratios": {s: _number(typed.get(f"split_ratios.{s}", "")) for s in SPLITS}}
     return await _save_group(request, stores, "splits", typed, patch)
 
 
@@ -155,7 +165,7 @@ async def save_splits(request: Request, stores: StoresDep) -> HTMLResponse:
 async def save_autolabel(request: Request, stores: StoresDep) -> HTMLResponse:
     """The confidence and IoU the auto-label forms start from."""
     typed = await _form_fields(request, "autolabel.")
-    patch = {"autolabel": {k: typed.get(f"autolabel.{k}", "").strip() for k in ("conf", "iou")}}
+    patch = {"autolabel": {k: _number(typed.get(f"autolabel.{k}", "")) for k in ("conf", "iou")}}
     return await _save_group(request, stores, "autolabel", typed, patch)
 
 
@@ -207,7 +217,7 @@ KeyName = Annotated[str, StringConstraints(max_length=40)]
 
 
 class AutolabelPreferences(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     conf: float | None = Field(None, description="Default minimum confidence, 0 … 1.")
     iou: float | None = Field(None, description="Default NMS IoU threshold, 0 … 1.")
@@ -217,7 +227,7 @@ class PreferencesUpdate(BaseModel):
     """The preferences to change; a name left out keeps its value. ``keymap`` may name some
     actions only (the others keep their keys); ``autolabel`` one threshold only."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     keymap: dict[KeyName, list[KeyName]] | None = Field(
         None,
@@ -270,7 +280,9 @@ async def api_reset_preferences(stores: StoresDep) -> PreferencesOut:
 @api_router.get(
     "/preferences/yaml",
     response_class=Response,
-    responses={200: {"content": {YAML_TYPE: {"schema": {"type": "string"}}}}},
+    responses={  # a YAML document of the mapping GET /api/v1/preferences answers
+        200: {"content": {YAML_TYPE: {"schema": {"$ref": "#/components/schemas/PreferencesOut"}}}}
+    },
 )
 async def api_export_preferences(stores: StoresDep) -> Response:
     """The preferences as a YAML document (the file the settings page exports)."""
@@ -281,17 +293,20 @@ async def api_export_preferences(stores: StoresDep) -> Response:
 @api_router.put(
     "/preferences/yaml",
     response_model=PreferencesOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "A YAML document like the one GET answers; the names it leaves out "
+            "keep their values.",
+            "content": {YAML_TYPE: {"schema": {"$ref": "#/components/schemas/PreferencesUpdate"}}},
+        }
+    },
 )
-async def api_import_preferences(
-    stores: StoresDep,
-    body: Annotated[
-        str,
-        Body(
-            media_type=YAML_TYPE,
-            max_length=preference_service.MAX_YAML_BYTES,
-            description="A YAML document like the one GET answers.",
-        ),
-    ],
-) -> PreferencesOut:
+async def api_import_preferences(request: Request, stores: StoresDep) -> PreferencesOut:
     """Import a YAML document whole: any mistake refuses it and changes nothing."""
-    return PreferencesOut.of(await preference_service.import_yaml(stores, body))
+    text = bytearray()
+    async for chunk in request.stream():
+        text += chunk
+        if len(text) > preference_service.MAX_YAML_BYTES:
+            break  # parse_yaml refuses it for its size
+    return PreferencesOut.of(await preference_service.import_yaml(stores, bytes(text)))

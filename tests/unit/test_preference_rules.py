@@ -104,11 +104,25 @@ def test_ratios_must_give_each_split_in_range_adding_up_to_one(ratios: object) -
 
 
 def test_one_threshold_may_be_changed_alone() -> None:
-    prefs = apply_patch(Preferences(), {"autolabel": {"conf": "0.4"}})
+    prefs = apply_patch(Preferences(), {"autolabel": {"conf": 0.4}})
 
     assert prefs.autolabel == {"conf": 0.4, "iou": 0.7}
     with pytest.raises(PreferenceInvalid, match="between 0 and 1"):
         apply_patch(prefs, {"autolabel": {"iou": 2}})
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"autolabel": {"conf": "0.4"}},  # a YAML or JSON string is not a number
+        {"autolabel": {"conf": True}},
+        {"keymap": {"next": "k"}},  # keys are a list
+        {"thumbnail_size": 3},
+    ],
+)
+def test_a_wrong_type_is_refused(patch: dict[str, object]) -> None:
+    with pytest.raises(PreferenceInvalid):
+        apply_patch(Preferences(), patch)
 
 
 def test_only_what_changed_is_stored_and_what_is_stored_comes_back() -> None:

@@ -12,9 +12,14 @@ from fastapi import FastAPI
 
 from app.domain.stores import Stores
 from tests.conftest import make_image
+from tests.web import test_accounts as with_accounts
 from tests.web.htmltree import parse
 
 HTMX = {"HX-Request": "true"}
+# The accounts tests' fixtures: the app with accounts on and one logged-in client per role.
+settings_on = with_accounts.settings_on
+app_on = with_accounts.app_on
+as_role = with_accounts.as_role
 
 
 def stores_of(app: FastAPI) -> Stores:
@@ -331,3 +336,27 @@ async def test_the_annotator_gets_the_keymap_and_shows_the_bound_keys(
     assert keys == ["1", "G"]
     next_link = page.find_all("a", id="ann-next") or page.find_all("span", id="ann-next")
     assert "(K)" in next_link[0].attrs["title"]
+
+
+# --- who may change them (accounts on) ---------------------------------------------------------
+
+
+async def test_with_accounts_only_an_admin_changes_preferences_and_everyone_reads_them(
+    as_role: dict[str, httpx.AsyncClient],
+) -> None:
+    reviewer, admin, viewer = as_role["reviewer"], as_role["admin"], as_role["viewer"]
+
+    refused = await reviewer.put("/api/v1/preferences", json={"thumbnail_size": "large"})
+    form = await reviewer.post("/settings/grid", data={"thumbnail_size": "large"})
+    page = parse((await reviewer.get("/settings")).text)
+    exported = await viewer.get("/settings/export")
+    allowed = await admin.put("/api/v1/preferences", json={"thumbnail_size": "large"})
+
+    assert refused.status_code == 403
+    assert "needs the admin role" in refused.json()["detail"]
+    assert form.status_code == 403
+    assert page.find("p", class_="settings-read-only")
+    assert "disabled" in page.find("form", id="grid-form").find("button").attrs
+    assert exported.status_code == 200
+    assert allowed.status_code == 200
+    assert (await viewer.get("/api/v1/preferences")).json()["thumbnail_size"] == "large"

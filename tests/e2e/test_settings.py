@@ -1,0 +1,83 @@
+"""The settings page in a real browser (issue 11, point 4's acceptance): the "next image" key
+rebound to K is what the annotator then answers (and D no longer is); a key another action has
+is refused with both named beside the field."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.support import LiveServer, api, seed_image, shoot
+
+
+@pytest.fixture(autouse=True)
+def default_preferences(live: LiveServer, page: Page) -> Iterator[None]:
+    """Preferences are the instance's, and the live server serves every browser test: start
+    from the defaults and leave them so."""
+    page.set_viewport_size({"width": 1280, "height": 800})
+    live.run(live.stores.preference.reset())
+    yield
+    live.run(live.stores.preference.reset())
+
+
+@pytest.mark.e2e
+def test_a_rebound_next_key_moves_the_annotator_and_a_conflict_is_refused(
+    live: LiveServer, page: Page
+) -> None:
+    project = "rebind"
+    with api(live) as http:
+        assert http.post("/api/v1/projects", json={"name": project, "classes": ["bee"]}).is_success
+    for i, name in enumerate(["r1.png", "r2.png", "r3.png"]):
+        seed_image(live, project, name, [], seed=40 + i, size=(120, 90))
+
+    page.goto("/settings")
+    expect(page.locator("header nav a[href='/settings']")).to_have_attribute(
+        "aria-current", "page"
+    )
+    next_field = page.locator("#pref-keymap-next")
+    expect(next_field).to_have_value("d ArrowRight")
+    shoot(page, "settings")
+    next_field.fill("k")
+    page.get_by_role("button", name="Save keys").click()
+    expect(page.locator("#keymap-saved")).to_have_text("Saved.")
+    expect(page.locator("#pref-keymap-next")).to_have_value("k")
+
+    # Another action on K: refused beside its field, both actions named, what was typed kept.
+    page.locator("#pref-keymap-previous").fill("k")
+    page.get_by_role("button", name="Save keys").click()
+    error = page.locator("#pref-keymap-previous-error")
+    expect(error).to_contain_text("Next image")
+    expect(error).to_contain_text("Previous image")
+    expect(page.locator("#pref-keymap-previous")).to_have_value("k")
+    expect(page.locator("#pref-keymap-previous")).to_have_attribute("aria-invalid", "true")
+    shoot(page, "settings-conflict")
+    with api(live) as http:
+        keymap = http.get("/api/v1/preferences").json()["keymap"]
+    assert keymap["next"] == ["k"]
+    assert keymap["previous"] == ["a", "ArrowLeft"]
+
+    page.goto(f"/projects/{project}/annotate/r1.png")
+    expect(page.locator("#annotator")).to_have_attribute("data-ready", "true")
+    expect(page.locator("#ann-next")).to_have_attribute("title", "Save, then the next image (K)")
+    page.keyboard.press("?")
+    help_box = page.locator("#ann-help")
+    expect(help_box).to_be_visible()
+    next_row = help_box.locator("dd", has_text="Save, then go to the next image")
+    expect(next_row.locator("xpath=preceding-sibling::dt[1]")).to_have_text("K")
+    page.keyboard.press("Escape")
+    expect(help_box).to_be_hidden()
+
+    # D (the old key) no longer goes on: the page stays (a marker on window survives).
+    page.evaluate("() => { window.stayed = true; }")
+    page.keyboard.press("d")
+    page.wait_for_timeout(1500)  # a navigation D started would have happened by now
+    assert page.evaluate("() => window.stayed === true")
+    assert page.url.endswith("/annotate/r1.png")
+
+    page.keyboard.press("k")
+    page.wait_for_url("**/annotate/r2.png")
+    expect(page.locator("#annotator")).to_have_attribute("data-ready", "true")
+    page.keyboard.press("a")  # previous keeps its default keys
+    page.wait_for_url("**/annotate/r1.png")
