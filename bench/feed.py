@@ -11,11 +11,10 @@ Usage: .venv/bin/python bench/feed.py [--seconds 20] [--imgsz 320] [--rate 30] [
    else ``yolo11n.yaml`` built from scratch and saved: untrained, but it predicts as fast), and
    starts ``ydc serve`` on it (its task runner on), on the CPU (``CUDA_VISIBLE_DEVICES=``).
 3. Opens a feed on the stream with the live view on at ``--imgsz``, at most ``--rate``
-   inferences a second (30: as fast as the worker goes), and a viewer like the feed page: the
-   live frame asked for again as soon as the last one came (at most 10 a second) and the status
-   panel every second.
-4. Once the model is loaded, measures for ``--seconds``: inferences delivered a second (from
-   the worker's status), the camera's frame rate as read, and the CPU time (utime + stime from
+   inferences a second (30: as fast as the worker goes).
+4. Once the model is loaded, measures the server's CPU for 10 s with nobody watching, then
+   starts the viewer and measures for ``--seconds``: inferences delivered a second (from the
+   worker's status), the camera's frame rate as read, and the CPU time (utime + stime from
    /proc/<pid>/stat) of the server process and of the feed's worker process over the window, as
    a share of one core. Prints JSON.
 """
@@ -172,7 +171,14 @@ def main() -> None:
                     assert time.monotonic() < deadline, f"the live view never ran: {status()}"
                     time.sleep(0.2)
                 worker_pid = int(status()["worker_pid"])
+                # The feed running with nobody watching: what the server spends on its own.
+                quiet = min(10.0, args.seconds)
+                idle0, quiet0 = cpu_seconds(server.pid), time.monotonic()
+                time.sleep(quiet)
+                idle_share = (cpu_seconds(server.pid) - idle0) / (time.monotonic() - quiet0)
                 counts = {"frames": 0, "panels": 0, "errors": 0}
+                # A viewer like the feed page: the live frame asked for again as soon as the
+                # last one came (10 a second at most), the status panel every second.
                 watcher = threading.Thread(
                     target=viewer, args=(base, session_id, stop, counts), daemon=True
                 )
@@ -205,6 +211,7 @@ def main() -> None:
         "viewer_frames_per_s": round((frames1 - frames0) / wall, 2),
         "viewer_errors": counts["errors"],
         "server_cpu_percent_of_one_core": round(100 * (cpu1[0] - cpu0[0]) / wall, 1),
+        "server_cpu_percent_without_viewer": round(100 * idle_share, 1),
         "worker_cpu_percent_of_one_core": round(100 * (cpu1[1] - cpu0[1]) / wall, 1),
         "cores": os.cpu_count(),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),

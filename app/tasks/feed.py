@@ -377,7 +377,12 @@ class Feed:
                         0.5,
                         f"{self.state}: {self.tally['kept']} kept, {self.reconnects} reconnects",
                     )
-                await asyncio.sleep(POLL_S)
+                running = self.live.running
+                if running is not None and not running.done():
+                    # An inference ends: publish it and start the next at once, not a poll later.
+                    await asyncio.wait([running], timeout=POLL_S)
+                else:
+                    await asyncio.sleep(POLL_S)
         finally:
             await self._close()
 

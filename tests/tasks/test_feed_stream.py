@@ -240,6 +240,7 @@ async def test_the_live_view_draws_the_models_boxes_and_a_capture_keeps_them_as_
             assert derived.headers["content-type"] == "image/jpeg"
             drawn = cv2.imdecode(np.frombuffer(derived.content, np.uint8), cv2.IMREAD_COLOR)
             plain = cv2.imdecode(np.frombuffer(camera.content, np.uint8), cv2.IMREAD_COLOR)
+            assert drawn is not None and plain is not None
             assert drawn.shape == plain.shape == picture.shape
             difference = np.abs(drawn.astype(int) - plain.astype(int)).sum(axis=2) > 60
             x0 = int((best["x"] - best["w"] / 2) * 128)
