@@ -8,10 +8,12 @@ The worker (``app.tasks.versions``) does the pixels; ``app.domain.box_geometry``
 from __future__ import annotations
 
 import random
+import unicodedata
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from app.domain.box_geometry import ResizeMode
+from app.domain.box_geometry import ResizeMode, YoloBox
 from app.domain.errors import Invalid
 from app.domain.splits import validate_ratios
 
@@ -20,6 +22,73 @@ MAX_ROTATION = 45.0  # degrees either way; beyond it boxes around rotated corner
 MAX_SIDE = 8192  # a resize or tile target, pixels
 MIN_SIDE = 32
 SPLIT_MODES = ("keep", "redraw")
+NAME_MAX = 64
+BUILDING, READY, FAILED = "building", "ready", "failed"
+VERSION_KIND = "build_version"  # the task kind that builds one
+
+
+@dataclass
+class VersionInfo:
+    """A dataset version as stored: ``path`` is its folder (whole once ``status`` is ready);
+    ``sources`` holds ``projects`` (in order) and the class-mapping ``choices``."""
+
+    name: str
+    path: Path
+    recipe: dict[str, Any]
+    sources: dict[str, Any]
+    classes: list[str]
+    counts: dict[str, Any]
+    status: str
+    created_at: float
+    task_id: int | None = None
+    error: str | None = None
+    ready_at: float | None = None
+    id: int = 0
+
+    @property
+    def projects(self) -> list[str]:
+        return list(self.sources.get("projects", []))
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """One image of a source project, its boxes in the project's class indices until the
+    version task maps them to the version's."""
+
+    project: str
+    stem: str
+    suffix: str
+    path: Path
+    split: str
+    sha256: str
+    boxes: list[YoloBox]
+
+
+@dataclass
+class ProjectSources:
+    """What a version takes from one project: its classes in YOLO order, its labelled images
+    that are on disk (by id), and how many it leaves out (unlabelled or missing)."""
+
+    project: str
+    classes: list[str]
+    images: list[SourceImage]
+    left_out: int = 0
+
+
+def validate_version_name(name: object) -> str:
+    """The name if it can name a version and its folder, else ``Invalid``."""
+    if not isinstance(name, str) or not name.strip():
+        raise Invalid("Give the version a name.")
+    if len(name) > NAME_MAX:
+        raise Invalid(f"A version name has at most {NAME_MAX} characters, not {len(name)}.")
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise Invalid("The version name contains a control character; use letters and digits.")
+    if name.startswith(".") or any(ch in name for ch in "/\\ ") or ".." in name:
+        raise Invalid(
+            f"Version name {name!r} may not hold spaces, '/', '\\', '..' or start with a dot; "
+            "use letters, digits, -, . and _."
+        )
+    return name
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from app.domain.box_geometry import YoloBox, plan_tiles
 from app.domain.errors import Invalid
 from app.domain.models import SPLITS
 from app.domain.splits import draw_split
-from app.domain.versions import Recipe, plan_augmentation
+from app.domain.versions import Recipe, SourceImage, plan_augmentation
 from app.domain.yolo import data_yaml_dict, format_label_lines
 from app.tasks.version_pixels import Piece, augment, preprocess
 
@@ -34,19 +34,6 @@ KEEP_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}  # written again in t
 JPEG_QUALITY = 95
 
 Progress = Callable[[float, str], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class SourceImage:
-    """One image of a source project, its boxes already in the version's class indices."""
-
-    project: str
-    stem: str
-    suffix: str
-    path: Path
-    split: str
-    sha256: str
-    boxes: list[YoloBox]
 
 
 @dataclass
