@@ -224,6 +224,26 @@ async def test_the_api_lists_deliveries_and_retries_one(
     assert (await client.post("/api/v1/webhook-deliveries/999/retry")).status_code == 404
 
 
+async def test_the_deliveries_list_is_a_page_and_the_fragment_the_tasks_page_polls(
+    client: httpx.AsyncClient, birds: Stores
+) -> None:
+    assert (
+        "None yet"
+        in parse((await client.get("/tasks")).text).find("section", id="webhook-deliveries").text()
+    )
+    await client.put(API, json={"url": "http://127.0.0.1:9/h"})
+    task_id = await _end_a_task(birds)
+
+    full = await client.get("/webhook-deliveries")
+    fragment = await client.get("/webhook-deliveries", headers=HTMX)
+
+    assert "<html" in full.text.lower() and "<html" not in fragment.text.lower()
+    section = parse(fragment.text).find("section", id="webhook-deliveries")
+    assert f"Export #{task_id}" in section.text()
+    assert "127.0.0.1:9" not in fragment.text  # URLs stay on the admins' box
+    assert (await client.post("/webhook-deliveries/999/retry")).status_code == 404
+
+
 # --- failures on the tasks page --------------------------------------------------------------
 
 
