@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.domain.errors import Invalid
 from app.domain.models import SPLITS, ImageFilter, ImageState
+from app.domain.preferences import key_label
 from app.services import images as image_service
 from app.services import ingest as ingest_service
 from app.services import labels as label_service
@@ -154,6 +155,15 @@ GridFormFilters = Annotated[GridQuery, Depends(_form_filters)]
 # --- the grid --------------------------------------------------------------------------------
 
 
+def _annotate_keys(keymap: dict[str, tuple[str, ...]]) -> str:
+    """The annotator's previous / next keys for the grid's hint (``A / D``); empty when one
+    of them has no key."""
+    previous, following = keymap.get("previous", ()), keymap.get("next", ())
+    if not previous or not following:
+        return ""
+    return f"{key_label(previous[0])} / {key_label(following[0])}"
+
+
 async def _grid(
     request: Request,
     stores: StoresDep,
@@ -176,6 +186,7 @@ async def _grid(
         "page": page,
         "thumbnail_size": prefs.thumbnail_size,  # the settings page's, as --tile-size
         "tile_size": prefs.thumbnail_css,
+        "annotate_keys": _annotate_keys(prefs.keymap),
         "cursor": cursor,
         "notice": notice,
         "splits": SPLITS,

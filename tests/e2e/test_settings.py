@@ -33,9 +33,7 @@ def test_a_rebound_next_key_moves_the_annotator_and_a_conflict_is_refused(
         seed_image(live, project, name, [], seed=40 + i, size=(120, 90))
 
     page.goto("/settings")
-    expect(page.locator("header nav a[href='/settings']")).to_have_attribute(
-        "aria-current", "page"
-    )
+    expect(page.locator("header nav a[href='/settings']")).to_have_attribute("aria-current", "page")
     next_field = page.locator("#pref-keymap-next")
     expect(next_field).to_have_value("d ArrowRight")
     shoot(page, "settings")
@@ -66,6 +64,7 @@ def test_a_rebound_next_key_moves_the_annotator_and_a_conflict_is_refused(
     expect(help_box).to_be_visible()
     next_row = help_box.locator("dd", has_text="Save, then go to the next image")
     expect(next_row.locator("xpath=preceding-sibling::dt[1]")).to_have_text("K")
+    shoot(page, "annotator-keys-rebound", full_page=False)
     page.keyboard.press("Escape")
     expect(help_box).to_be_hidden()
 
@@ -81,3 +80,47 @@ def test_a_rebound_next_key_moves_the_annotator_and_a_conflict_is_refused(
     expect(page.locator("#annotator")).to_have_attribute("data-ready", "true")
     page.keyboard.press("a")  # previous keeps its default keys
     page.wait_for_url("**/annotate/r1.png")
+
+
+@pytest.mark.e2e
+def test_the_thumbnail_size_widens_the_grids_tiles_and_ratios_prefill_the_new_project_form(
+    live: LiveServer, page: Page
+) -> None:
+    project = "tilesize"
+    with api(live) as http:
+        assert http.post("/api/v1/projects", json={"name": project, "classes": ["bee"]}).is_success
+    for i in range(6):
+        seed_image(live, project, f"t{i}.png", [], seed=60 + i, size=(160, 120))
+
+    def tile_width() -> float:
+        page.goto(f"/projects/{project}/images")
+        expect(page.locator("#tiles .tile").first).to_be_visible()
+        return float(page.locator("#tiles .tile").first.bounding_box()["width"])  # type: ignore[index]
+
+    medium = tile_width()
+    page.goto("/settings")
+    page.locator("#pref-thumbnail_size").select_option("large")
+    page.get_by_role("button", name="Save size").click()
+    expect(page.locator("#grid-saved")).to_have_text("Saved.")
+    page.locator("#pref-split_ratios-train").fill("0.7")
+    page.locator("#pref-split_ratios-val").fill("0.2")
+    page.locator("#pref-split_ratios-test").fill("0.2")
+    page.get_by_role("button", name="Save ratios").click()
+    expect(page.locator("#splits-error")).to_contain_text("add up to 1 (they add up to 1.100)")
+    expect(page.locator("#pref-split_ratios-test")).to_have_value("0.2")
+    page.locator("#pref-split_ratios-test").fill("0.1")
+    page.get_by_role("button", name="Save ratios").click()
+    expect(page.locator("#splits-saved")).to_have_text("Saved.")
+
+    large = tile_width()
+    assert large > medium * 1.25, (medium, large)
+    shoot(page, "grid-large-thumbnails")
+
+    page.goto("/")
+    expect(page.locator("#project-train")).to_have_value("0.7")
+    expect(page.locator("#project-val")).to_have_value("0.2")
+    expect(page.locator("#project-test")).to_have_value("0.1")
+    shoot(page, "index-new-project-ratios")
+    page.goto(f"/projects/{project}/autolabel")
+    expect(page.locator("#autolabel-iou")).to_have_value("0.7")
+    shoot(page, "autolabel-thresholds")

@@ -288,12 +288,15 @@ async def test_the_new_project_form_refuses_ratios_not_adding_up_and_makes_nothi
     assert await stores_of(app).dataset.get("odd") is None
 
 
-async def test_the_thumbnail_size_reaches_the_grid(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def test_the_thumbnail_size_and_the_annotators_keys_reach_the_grid(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     stores = stores_of(app)
     await stores.dataset.create("pets", ["cat"])
     await stores.image.save("pets", "train", "p.png", make_image(seed=1))
     default = parse((await client.get("/projects/pets/images")).text)
     await client.post("/settings/grid", data={"thumbnail_size": "large"}, headers=HTMX)
+    await client.put("/api/v1/preferences", json={"keymap": {"next": ["k"]}})
 
     large = parse((await client.get("/projects/pets/images")).text)
 
@@ -302,6 +305,8 @@ async def test_the_thumbnail_size_reaches_the_grid(app: FastAPI, client: httpx.A
     assert "--tile-size: 15rem" in area.attrs["style"]
     assert area.attrs["data-thumbnail-size"] == "large"
     assert area.find("ul", id="tiles")
+    hint = area.find("p", class_="grid-annotate").find("span", class_="hint").text()
+    assert hint.startswith("A / K go through")
 
 
 async def test_the_thresholds_reach_the_autolabel_form(
