@@ -106,5 +106,14 @@ def test_the_webhook_box_refuses_a_bad_url_and_shows_the_secret_once(
         deliveries = page.locator("#webhook-deliveries")
         expect(deliveries.locator("tr.delivery-row").first).to_contain_text("answered 500")
         shoot(page, "tasks-webhook-failing")
+        # The two pages of their own (what the boxes are without JavaScript).
+        page.goto(f"/projects/{project}/webhook")
+        expect(page.locator("#webhook .webhook-deliveries li").first).to_contain_text(
+            f"Export #{task}"
+        )
+        shoot(page, "webhook-page")
+        page.goto("/webhook-deliveries")
+        expect(page.locator("#deliveries-title")).to_have_text("Webhook deliveries")
+        shoot(page, "webhook-deliveries-page")
         with api(live) as http:
             assert http.delete(f"/api/v1/projects/{project}/webhook").status_code == 204
