@@ -19,6 +19,7 @@ from app.domain.errors import Invalid, NotFound
 from app.domain.models import ImageFilter, ImageInfo, SessionInfo, SessionSource, TaskInfo
 from app.domain.stores import Stores
 from app.services.session_settle import session_with_task, settle_session
+from app.services.system import ensure_disk_room, size_of
 from app.services.uploads import keep_upload
 
 KIND = "capture_video"
@@ -43,6 +44,7 @@ async def stage_video(stores: Stores, handle: IO[bytes], filename: str, *, max_b
     """Copy an uploaded video into the staging folder, in a thread; ``Invalid`` for a name
     that is no video, ``TooLarge`` past ``max_bytes`` (nothing is left behind)."""
     check_video_name(filename)
+    await ensure_disk_room(stores, incoming=size_of(handle))
     target = staging_folder(stores) / f"video-{uuid.uuid4().hex}{PurePath(filename).suffix.lower()}"
     if not await keep_upload(handle, target, max_bytes=max_bytes, what="The video"):
         await asyncio.to_thread(target.unlink, missing_ok=True)

@@ -36,6 +36,7 @@ from app.domain.models import (
 )
 from app.domain.stores import Stores
 from app.services.autolabel import follow_session_frames
+from app.services.system import ensure_disk_room, size_of
 
 KEPT = "kept"
 SKIPPED_NEAR_DUPLICATE = "skipped_near_duplicate"
@@ -117,6 +118,7 @@ async def add_webcam_frame(
     async with _lock(session_id):
         session = await webcam_session(stores, session_id)
         _check_open(session)
+        await ensure_disk_room(stores, incoming=size_of(handle))
         settings = WebcamSettings.from_dict(session.settings)
         number = session.counts.get("frames_seen", 0) + 1
         skip_within = None

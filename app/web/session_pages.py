@@ -36,6 +36,7 @@ from app.web.deps import StoresDep
 from app.web.errors import error_responses
 from app.web.render import redirect, render
 from app.web.schemas import TaskOut
+from app.web.system_pages import DISK_FULL
 
 router = APIRouter(dependencies=[Depends(require_csrf)], include_in_schema=False)
 api_router = APIRouter(prefix="/api/v1", tags=["sessions"], dependencies=[Depends(require_csrf)])
@@ -263,7 +264,7 @@ async def session_page(request: Request, session_id: SessionId, stores: StoresDe
     "/projects/{name}/sessions/video",
     response_model=SessionStartedOut,
     status_code=202,
-    responses=error_responses(413),
+    responses={**error_responses(413), **DISK_FULL},
 )
 async def api_upload_video(request: Request, name: str, stores: StoresDep) -> SessionStartedOut:
     """Start a capture session from a video (multipart: ``file``; ``every_n`` or
@@ -305,7 +306,7 @@ async def api_start_webcam(
 @api_router.post(
     "/sessions/{session_id}/frames",
     response_model=FrameOut,
-    responses=error_responses(409, 413),
+    responses={**error_responses(409, 413), **DISK_FULL},
     openapi_extra={
         "requestBody": {
             "required": True,

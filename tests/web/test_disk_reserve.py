@@ -19,6 +19,7 @@ from app.config import Settings
 from app.domain.models import Annotation
 from app.domain.stores import Stores
 from app.main import create_app
+from app.services import capture as capture_service
 from tests.conftest import arm_csrf, encode, make_image
 
 PROJECT = "full"
@@ -214,6 +215,8 @@ async def test_the_openapi_document_declares_507_on_every_guarded_operation(
         ("/api/v1/projects/{name}/train", "post"),
         ("/api/v1/tasks/{task_id}/resume", "post"),
         ("/api/v1/projects/{name}/models", "post"),
+        ("/api/v1/projects/{name}/sessions/video", "post"),
+        ("/api/v1/sessions/{session_id}/frames", "post"),
     ]
     for path, method in guarded:
         entry = document["paths"][path][method]["responses"]["507"]
@@ -240,3 +243,43 @@ async def test_locating_a_missing_file_over_the_reserve_is_refused_and_restores_
     assert_names_reserve_and_free(result["message"], settings.data_dir, reserve_mb)
     assert "Nothing was restored." in result["message"]
     assert not image.path.exists()
+
+
+async def test_a_webcam_frame_over_the_reserve_is_refused_and_counts_nothing(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, reserve_mb: int
+) -> None:
+    stores: Stores = app.state.stores
+    started = await client.post(f"/api/v1/projects/{PROJECT}/sessions/webcam", data={})
+    session_id = started.json()["id"]
+    before = await snapshot(stores, settings.data_dir)
+
+    response = await client.post(
+        f"/api/v1/sessions/{session_id}/frames",
+        files={"file": ("frame.jpg", encode(make_image(40, 30, seed=7), ".jpg"), "image/jpeg")},
+        data={"mode": "manual"},
+    )
+
+    assert response.status_code == 507, response.text
+    assert_names_reserve_and_free(response.json()["detail"], settings.data_dir, reserve_mb)
+    assert await snapshot(stores, settings.data_dir) == before
+    session = (await client.get(f"/api/v1/sessions/{session_id}")).json()
+    assert session["counts"].get("frames_seen", 0) == 0
+
+
+async def test_a_video_over_the_reserve_is_refused_before_it_is_staged(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, reserve_mb: int
+) -> None:
+    stores: Stores = app.state.stores
+    before = await snapshot(stores, settings.data_dir)
+
+    response = await client.post(
+        f"/api/v1/projects/{PROJECT}/sessions/video",
+        files={"file": ("clip.mp4", b"\x00" * 4096, "video/mp4")},
+        data={"every_n": "5"},
+    )
+
+    assert response.status_code == 507, response.text
+    assert_names_reserve_and_free(response.json()["detail"], settings.data_dir, reserve_mb)
+    assert await snapshot(stores, settings.data_dir) == before
+    assert files_under(capture_service.staging_folder(stores)) == []
+    assert await stores.session.list(PROJECT) == []
