@@ -5,6 +5,7 @@ is refused with both named beside the field."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -124,3 +125,37 @@ def test_the_thumbnail_size_widens_the_grids_tiles_and_ratios_prefill_the_new_pr
     page.goto(f"/projects/{project}/autolabel")
     expect(page.locator("#autolabel-iou")).to_have_value("0.7")
     shoot(page, "autolabel-thresholds")
+
+
+@pytest.mark.e2e
+def test_export_then_import_in_the_browser_and_a_bad_file_is_refused_with_why(
+    live: LiveServer, page: Page
+) -> None:
+    with api(live) as http:
+        http.put("/api/v1/preferences", json={"thumbnail_size": "small"}).raise_for_status()
+    page.goto("/settings")
+    with page.expect_download() as download:
+        page.locator("#settings-export").click()
+    exported = download.value
+    assert exported.suggested_filename == "ydc-preferences.yaml"
+    text = Path(exported.path()).read_text(encoding="utf-8")
+    assert "thumbnail_size: small" in text
+
+    bad = "thumbnail_size: large\nkeymap:\n  fit: [Ctrl+w]\n"
+    page.locator("#pref-file").set_input_files(
+        files=[{"name": "bad.yaml", "mimeType": "application/yaml", "buffer": bad.encode()}]
+    )
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.locator("#pref-file-error")).to_contain_text("Nothing was imported")
+    expect(page.locator("#pref-file-error")).to_contain_text("closes the tab")
+    shoot(page, "settings-import-refused")
+    with api(live) as http:
+        assert http.get("/api/v1/preferences").json()["thumbnail_size"] == "small"
+        http.delete("/api/v1/preferences").raise_for_status()
+
+    page.locator("#pref-file").set_input_files(
+        files=[{"name": "ok.yaml", "mimeType": "application/yaml", "buffer": text.encode()}]
+    )
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.locator(".settings-notice")).to_have_text("The file was imported.")
+    expect(page.locator("#pref-thumbnail_size")).to_have_value("small")
