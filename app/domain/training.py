@@ -25,6 +25,8 @@ IMAGE_SIZES = (32, 4096)
 MAX_EPOCHS = 1000
 MAX_BATCH = 512
 KIND = "train"
+VERSION_NAME_MAX = 64
+VERSION_TRAINED_ON = "version:"  # a model's trained_on when it learnt from a dataset version
 
 # Ultralytics' names for the values a chart and the registry show.
 METRIC_KEYS = {
@@ -46,6 +48,7 @@ class TrainingParams:
     batch: int = 16
     patience: int = 50
     resume_of: int | None = None  # the task whose last weights a resumed training continues
+    version: str | None = None  # a dataset version to train on (None: the project's current data)
 
     @property
     def base_model(self) -> str | None:
@@ -85,7 +88,11 @@ def validate_training_params(raw: dict[str, Any], models: set[str] | None = None
     imgsz = _whole(raw, "imgsz", TrainingParams.imgsz, *IMAGE_SIZES)
     if imgsz % 32:
         raise Invalid(f"Image size must be a multiple of 32 (the network's stride), not {imgsz}.")
+    version = str(raw.get("version") or "").strip() or None
+    if version is not None and len(version) > VERSION_NAME_MAX:
+        raise Invalid(f"There is no dataset version named {version[:40]!r}…")
     return TrainingParams(
+        version=version,
         base=base,
         epochs=_whole(raw, "epochs", TrainingParams.epochs, 1, MAX_EPOCHS),
         imgsz=imgsz,

@@ -45,6 +45,7 @@ class ModelView:
     final: dict[str, float] = field(default_factory=dict)  # the last epoch's figures
     images: dict[str, int] = field(default_factory=dict)  # trained on: images per split
     boxes: int | None = None
+    version: str | None = None  # the dataset version it was trained on (None: a snapshot)
     duration_s: float | None = None
     device: str | None = None
     task_id: int | None = None
@@ -99,6 +100,7 @@ def model_view(info: ModelInfo) -> ModelView:
         final=final,
         images={str(k): int(v) for k, v in images.items() if isinstance(v, int)},
         boxes=snapshot.get("boxes") if isinstance(snapshot.get("boxes"), int) else None,
+        version=str(snapshot["version"]) if snapshot.get("version") else None,
         duration_s=_floats(metrics).get("duration_s"),
         device=str(metrics["device"]) if metrics.get("device") is not None else None,
         task_id=task_id if isinstance(task_id, int) else None,

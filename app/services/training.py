@@ -7,6 +7,7 @@ torch and Ultralytics.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from app.domain.errors import Conflict, Invalid, NotFound
@@ -15,6 +16,7 @@ from app.domain.stores import Stores
 from app.domain.training import KIND, params_of, validate_training_params
 from app.services.projects import get_project
 from app.services.system import ensure_disk_room
+from app.services.versions import version_for_training
 
 # Never retried by itself: a second attempt would start the epochs over (a person resumes).
 MAX_ATTEMPTS = 1
@@ -23,10 +25,20 @@ MAX_ATTEMPTS = 1
 async def start_training(stores: Stores, project: str, raw: dict[str, Any]) -> TaskInfo:
     """Queue a training with the settings of a form or API body. ``Invalid`` with the reason
     when the settings are wrong, or the project has no labelled train image or no labelled val
-    image (Ultralytics would fail minutes later, after the snapshot)."""
+    image (Ultralytics would fail minutes later, after the snapshot). With ``version`` it
+    trains on that ready dataset version instead of the project's current data (the model
+    still joins the project's registry)."""
     found = await get_project(stores, project)
     models = {m.name for m in await stores.model.list(dataset=found.name)}
     params = validate_training_params(raw, models)
+    if params.version is not None:
+        # A ready version holds labelled train and val images by construction (checked).
+        version = await version_for_training(stores, params.version)
+        await ensure_disk_room(stores, outcome="The training was not queued.")
+        chosen = replace(params, version=version.name).to_params()
+        return await stores.task.enqueue(
+            KIND, chosen, dataset=found.name, max_attempts=MAX_ATTEMPTS
+        )
     if not found.classes:
         raise Invalid(f"Project {found.name!r} has no classes: add the classes first.")
     for split, role in (("train", "learn from"), ("val", "measure it on")):

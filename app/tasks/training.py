@@ -35,9 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from app.domain.errors import AlreadyExists, Cancelled, Invalid, NotFound
 from app.domain.stores import Stores
-from app.domain.training import TrainingParams, epoch_metrics, params_of
+from app.domain.training import VERSION_TRAINED_ON, TrainingParams, epoch_metrics, params_of
+from app.domain.versions import READY
 from app.services.system import disk_full_guard, disk_refusal, peak_memory_of_this_process
 from app.services.training import training_epochs
 from app.tasks.context import TaskContext
@@ -269,9 +272,64 @@ def _train(bridge: TrainingBridge, params: TrainingParams, source: _Source) -> b
 # --- the job ---------------------------------------------------------------------------------
 
 
+def _link_version(version: Path, dataset: Path, classes: list[str], images: dict[str, int]) -> Path:
+    """Hard links of the version's images and label files under ``dataset`` (a copy where
+    links cannot be made) and a ``data.yaml`` whose ``path`` is that folder: Ultralytics writes
+    its label caches beside the labels it reads, which must not land in the version itself."""
+    for source in sorted(version.rglob("*")):
+        relative = source.relative_to(version)
+        if relative.parts[0] not in ("images", "labels") or not source.is_file():
+            continue
+        target = dataset / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+    described = {
+        "path": str(dataset),
+        **{split: f"images/{split}" for split, n in images.items() if n},
+        "nc": len(classes),
+        "names": dict(enumerate(classes)),
+    }
+    data_yaml = dataset / "data.yaml"
+    data_yaml.write_text(yaml.safe_dump(described, sort_keys=False, allow_unicode=True))
+    return data_yaml
+
+
+async def _from_version(
+    ctx: TaskContext, stores: Stores, name: str, folder: Path
+) -> tuple[Path, dict[str, Any]]:
+    """The dataset of a training on a version: the version's files linked into the training's
+    folder. ``Invalid`` when the version is gone or not ready."""
+    version = await stores.version.get(name)
+    if version is None or version.status != READY:
+        raise Invalid(f"Dataset version {name!r} is gone or not ready: choose another.")
+    await ctx.progress(0.0, f"linking version {version.name}")
+    images = {k: int(v) for k, v in (version.counts.get("images") or {}).items()}
+    boxes = sum(sum(per.values()) for per in (version.counts.get("boxes") or {}).values())
+    data_yaml = await asyncio.to_thread(
+        _link_version, version.path, folder / "dataset", version.classes, images
+    )
+    snapshot = {
+        "version": version.name,
+        "images": images,
+        "boxes": boxes,
+        "classes": version.classes,
+    }
+    return data_yaml, snapshot
+
+
 async def _fresh(ctx: TaskContext, stores: Stores, params: TrainingParams, folder: Path) -> _Source:
     project = ctx.task.dataset
     assert project is not None
+    if params.version is not None:
+        data_yaml, snapshot = await _from_version(ctx, stores, params.version, folder)
+        await asyncio.to_thread(
+            (folder / SNAPSHOT_NAME).write_text, json.dumps(snapshot, indent=1), encoding="utf-8"
+        )
+        weights = await _base_weights(stores, params)
+        return _Source(folder / RUN_NAME, snapshot, data_yaml=data_yaml, weights=weights)
     await ctx.progress(0.0, "freezing the dataset")
     snap = await stores.dataset.snapshot(project, folder / "dataset")
     for split, role in (("train", "learn from"), ("val", "measure it on")):
@@ -284,13 +342,17 @@ async def _fresh(ctx: TaskContext, stores: Stores, params: TrainingParams, folde
     await asyncio.to_thread(
         (folder / SNAPSHOT_NAME).write_text, json.dumps(snapshot, indent=1), encoding="utf-8"
     )
-    weights = None
-    if params.base_model is not None:
-        try:
-            weights = await stores.model.load(params.base_model)
-        except NotFound as error:
-            raise Invalid(f"Cannot start from model {params.base_model!r}: {error}") from None
+    weights = await _base_weights(stores, params)
     return _Source(folder / RUN_NAME, snapshot, data_yaml=snap.data_yaml, weights=weights)
+
+
+async def _base_weights(stores: Stores, params: TrainingParams) -> Path | None:
+    if params.base_model is None:
+        return None
+    try:
+        return await stores.model.load(params.base_model)
+    except NotFound as error:
+        raise Invalid(f"Cannot start from model {params.base_model!r}: {error}") from None
 
 
 async def _resumed(stores: Stores, resume_of: int) -> _Source:
@@ -406,6 +468,7 @@ async def _train_project(
         source = await _resumed(stores, params.resume_of)
     first_lines = [
         f"ydc: training task {ctx.task.id} of project {project!r}: {params.to_params()}",
+        *([f"ydc: on dataset version {params.version!r}"] if params.version else []),
         f"ydc: snapshot {json.dumps(source.snapshot)}",
         f"ydc: run folder {source.run}"
         + (f" (continues training {source.resumes})" if source.resumes else ""),
@@ -524,7 +587,7 @@ async def _register(
                 metrics,
                 last_weights=last if last != best else None,
                 task_id=ctx.task.id,
-                trained_on=json.dumps(source.snapshot),
+                trained_on=_trained_on(params, source),
             )
             break
         except AlreadyExists:
@@ -544,6 +607,14 @@ async def _register(
         "log": stores_relative(stores.data_dir, folder / LOG_NAME),
         **({"resumed": source.resumes} if source.resumes else {}),
     }
+
+
+def _trained_on(params: TrainingParams, source: _Source) -> str:
+    """``version:<name>`` for a training on a dataset version, else the snapshot's JSON."""
+    version = source.snapshot.get("version") or params.version
+    if version:
+        return f"{VERSION_TRAINED_ON}{version}"
+    return json.dumps(source.snapshot)
 
 
 def _peak_resources(bridge: TrainingBridge) -> dict[str, int | None]:

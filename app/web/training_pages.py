@@ -28,6 +28,7 @@ from app.domain.training import ARCHITECTURES, MODEL_PREFIX, TrainingParams
 from app.services import models as model_service
 from app.services import tasks as task_service
 from app.services import training as training_service
+from app.services import versions as version_service
 from app.services.projects import get_project
 from app.web.api_uploads import large_upload_form
 from app.web.charts import training_chart
@@ -44,7 +45,7 @@ router = APIRouter(dependencies=[Depends(require_csrf)], include_in_schema=False
 api_router = APIRouter(prefix="/api/v1", tags=["training"], dependencies=[Depends(require_csrf)])
 
 ModelName = Annotated[str, Path(min_length=1, max_length=200)]
-TRAIN_FIELDS = ("base", "epochs", "imgsz", "batch", "patience")
+TRAIN_FIELDS = ("base", "epochs", "imgsz", "batch", "patience", "version")
 # Which field a refusal is about, by how validate_training_params words it.
 ERROR_FIELDS = {
     "Epochs": "epochs",
@@ -61,10 +62,12 @@ TRUE = {"1", "true", "on", "yes"}
 
 def _defaults() -> dict[str, str]:
     params = TrainingParams()
-    return {k: str(getattr(params, k)) for k in TRAIN_FIELDS}
+    return {k: str(getattr(params, k) or "") for k in TRAIN_FIELDS}
 
 
 def _error_field(message: str) -> str | None:
+    if "version" in message:
+        return "version"
     for prefix, name in ERROR_FIELDS.items():
         if message.startswith(prefix):
             return name
@@ -81,11 +84,13 @@ def _training_form(
     *,
     error: str | None = None,
     task: TaskInfo | None = None,
+    versions: list[str] | None = None,
 ) -> dict[str, Any]:
     """What ``training/_form.html`` shows: the choices, the values, a refusal, a started task."""
     return {
         "architectures": ARCHITECTURES,
         "models": models,
+        "versions": versions or [],
         "model_prefix": MODEL_PREFIX,
         "fields": {**_defaults(), **{k: v for k, v in (values or {}).items() if v.strip()}},
         "error": error,
@@ -106,6 +111,19 @@ async def training_bases(request: Request, name: str, stores: StoresDep) -> HTML
     return render(request, "training/_bases.html", context)
 
 
+async def _version_names(stores: Stores) -> list[str]:
+    return [v.name for v in await version_service.ready_versions(stores)]
+
+
+@router.get("/projects/{name}/train/data", response_class=HTMLResponse)
+async def training_data(request: Request, name: str, stores: StoresDep) -> HTMLResponse:
+    """The data select of the training box: the project's current data or a ready dataset
+    version (the project page asks for it when it was rendered without them)."""
+    project = await get_project(stores, name)
+    form = _training_form([], versions=await _version_names(stores))
+    return render(request, "training/_data.html", {"project": project, "training_form": form})
+
+
 @router.post("/projects/{name}/train")
 async def train_project(
     request: Request,
@@ -116,17 +134,28 @@ async def train_project(
     imgsz: Annotated[str, Form()] = "",
     batch: Annotated[str, Form()] = "",
     patience: Annotated[str, Form()] = "",
+    version: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     """Queue a training with the box's settings: htmx gets the box back with the task's panel
     in it, a plain form the task's page. A refusal comes back in the box (422)."""
     project = await get_project(stores, name)
-    values = {"base": base, "epochs": epochs, "imgsz": imgsz, "batch": batch, "patience": patience}
+    values = {
+        "base": base,
+        "epochs": epochs,
+        "imgsz": imgsz,
+        "batch": batch,
+        "patience": patience,
+        "version": version,
+    }
     raw = {k: v for k, v in values.items() if v.strip()}
     try:
         task = await training_service.start_training(stores, project.name, raw)
     except Invalid as refusal:
         form = _training_form(
-            await _model_names(stores, project.name), values, error=refusal.message
+            await _model_names(stores, project.name),
+            values,
+            error=refusal.message,
+            versions=await _version_names(stores),
         )
         context = project_context(project, training_form=form)
         return render(
@@ -138,7 +167,12 @@ async def train_project(
         )
     if not is_htmx(request):
         return redirect(request, f"/tasks/{task.id}")
-    form = _training_form(await _model_names(stores, project.name), values, task=task)
+    form = _training_form(
+        await _model_names(stores, project.name),
+        values,
+        task=task,
+        versions=await _version_names(stores),
+    )
     context = {
         "project": project,
         "training_form": form,
@@ -434,8 +468,10 @@ async def api_train(
 ) -> TaskOut:
     """Queue a training: ``base`` (an architecture such as ``yolo11n.yaml``, or
     ``model:<name>`` to fine-tune a model of the project), ``epochs``, ``imgsz`` (a multiple
-    of 32), ``batch``, ``patience``. 422 with the reason when the project has no labelled train
-    or val image."""
+    of 32), ``batch``, ``patience``; ``version`` trains on that ready dataset version instead
+    of the project's current data (the model joins this project and records the version). 422
+    with the reason when the project has no labelled train or val image, or the version is not
+    ready."""
     return TaskOut.of(await training_service.start_training(stores, name, body))
 
 

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.domain.accounts import Role
 from app.domain.models import Annotation
 from app.domain.stores import Stores
+from app.services import versions as version_service
 from app.web.permissions import needed_role
 from tests.conftest import encode, make_image
 from tests.tasks.test_versions import run_build
@@ -180,3 +181,30 @@ def test_annotators_build_versions_and_reviewers_delete_them() -> None:
     assert needed_role("POST", "/versions/{name}/delete") == Role.REVIEWER
     assert needed_role("DELETE", "/api/v1/versions/{name}") == Role.REVIEWER
     assert needed_role("GET", "/versions/{name}/export") == Role.VIEWER
+
+
+async def test_the_training_box_offers_current_data_or_a_ready_version(
+    client: httpx.AsyncClient, seeded: Stores, settings: Settings
+) -> None:
+    _, task = await version_service.start_version(seeded, "ready-v", ["north"], {})
+    await version_service.start_version(seeded, "still-building", ["south"], {})
+    await run_build(seeded, settings, task.id)
+
+    select = parse((await client.get("/projects/north/train/data", headers=HTMX)).text)
+    options = [(o.attrs["value"], o.text()) for o in select.find_all("option")]
+    assert options == [("", "current data of north"), ("ready-v", "version ready-v")]
+
+    refused = await client.post(
+        "/projects/north/train",
+        data={"version": "still-building", "epochs": "1"},
+        headers=HTMX,
+    )
+    assert refused.status_code == 422
+    box = parse(refused.text)
+    assert "no ready version named 'still-building'" in box.find("p", id="training-error").text()
+    assert box.find("select", id="training-version").attrs.get("aria-invalid") == "true"
+    queued = await client.post(
+        "/api/v1/projects/north/train", json={"version": "ready-v", "epochs": 1}
+    )
+    assert queued.status_code == 202
+    assert (await seeded.task.get(queued.json()["id"])).params["version"] == "ready-v"
