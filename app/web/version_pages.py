@@ -244,7 +244,8 @@ def _summary(version: VersionInfo) -> list[str]:
             for k in ("rotation", "brightness", "contrast", "blur", "noise", "grayscale")
             if aug.get(k)
         ]
-        parts.append(f"{aug['outputs']} augmented copies per train image: {', '.join(ops)}")
+        copies = "1 augmented copy" if aug["outputs"] == 1 else f"{aug['outputs']} augmented copies"
+        parts.append(f"{copies} per train image: {', '.join(ops)}")
     parts.append(f"seed {recipe.get('seed', 0)}")
     if recipe.get("split_mode") == "redraw":
         ratios = recipe.get("ratios", {})

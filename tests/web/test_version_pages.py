@@ -123,7 +123,7 @@ async def test_a_version_built_from_the_form_is_listed_with_its_counts(
     }
     assert rows == {"images": ["4", "1", "0"], "Car": ["4", "0", "0"], "person": ["0", "1", "0"]}
     assert "south/dog → dropped" in card.find("p", class_="version-mapping").text()
-    assert "1 augmented copies per train image: flip horizontal" in card.text()
+    assert "1 augmented copy per train image: flip horizontal" in card.text()
     detail = await client.get("/versions/cars-v1")
     assert detail.status_code == 200 and "0 Car , 1 person ." in parse(detail.text).text()
 
