@@ -65,6 +65,7 @@ from app.domain.models import (
     SplitHealth,
 )
 from app.domain.reconcile import label_name
+from app.domain.splits import validate_ratios
 from app.domain.stores import DatasetStore, LabelStore, ProgressCallback
 from app.domain.validation import (
     validate_class_name,
@@ -84,7 +85,7 @@ from app.repositories.common import (
     split_counts,
 )
 from app.repositories.files import Layout, remove_tree, unlink_quietly
-from app.repositories.images import SqlImageStore
+from app.repositories.images import SqlImageStore, project_ratios
 from app.repositories.imaging import near_duplicate_groups
 from app.repositories.importer import Importer, ZipSource, open_source
 from app.repositories.mirror import schedule_label_mirrors, schedule_project_mirror
@@ -420,6 +421,22 @@ class SqlDatasetStore(DatasetStore):
                             "non-empty line."
                         ) from None
                 classes[index].prompts = cleaned
+            project.modified_at = now()
+            schedule_project_mirror(uow, self._layout, project.id)
+            await uow.commit()
+
+    async def get_split_ratios(self, name: str) -> dict[str, float]:
+        async with self._db.reader() as session:
+            project = await project_by_name(session, name)
+            return project_ratios(project)
+
+    async def set_split_ratios(self, name: str, ratios: dict[str, float]) -> None:
+        checked = validate_ratios(dict(ratios))
+        async with self._db.unit() as uow:
+            project = await project_by_name(uow.session, name)
+            project.train_ratio = checked["train"]
+            project.val_ratio = checked["val"]
+            project.test_ratio = checked["test"]
             project.modified_at = now()
             schedule_project_mirror(uow, self._layout, project.id)
             await uow.commit()

@@ -9,6 +9,7 @@ goes to the global handler.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -17,7 +18,9 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.domain.errors import AlreadyExists, Invalid
 from app.domain.models import SPLITS, ClassUsage, DatasetInfo
+from app.domain.splits import validate_ratios
 from app.domain.validation import validate_project_name
+from app.services import preferences as preference_service
 from app.services import projects as project_service
 from app.services.source import source_zip
 from app.web.csrf import require_csrf
@@ -47,10 +50,33 @@ def _class_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def _create_error_field(error: Invalid, name: str, description: str) -> str:
+def _form_ratios(typed: dict[str, str]) -> dict[str, float] | None:
+    """The create form's split ratios (``None`` when all three are blank: the defaults)."""
+    raw = {split: typed.get(split, "").strip() for split in SPLITS}
+    if not any(raw.values()):
+        return None
+    try:
+        ratios = {split: float(text) for split, text in raw.items()}
+    except ValueError:
+        raise Invalid(
+            "Split ratios must be numbers from 0 to 1 adding up to 1 (or leave all three blank "
+            "for the defaults of the settings page)."
+        ) from None
+    if not all(math.isfinite(r) for r in ratios.values()):
+        raise Invalid("Split ratios must be numbers from 0 to 1.")
+    return validate_ratios(ratios)
+
+
+def _create_error_field(
+    error: Invalid, name: str, description: str, typed: dict[str, str] | None = None
+) -> str:
     """Which field of the create form the message belongs to."""
     if len(description) > DESCRIPTION_MAX:
         return "description"
+    try:
+        _form_ratios(typed or {})
+    except Invalid:
+        return "ratios"
     if isinstance(error, AlreadyExists):
         return "name"
     try:
@@ -88,10 +114,12 @@ async def _projects_page(
     status_code: int = 200,
 ) -> HTMLResponse:
     projects = await stores.dataset.list()
+    ratios = await preference_service.default_ratios(stores)  # the settings page's defaults
+    blank = {"name": "", "classes": "", "description": ""}
     context = {
         "nav": "projects",
         "projects": projects,
-        "form": form or {"name": "", "classes": "", "description": ""},
+        "form": form or blank | {split: f"{ratios[split]:g}" for split in SPLITS},
         "error": error,
         "error_field": error_field,
     }
@@ -111,9 +139,14 @@ async def create_project(
     name: FormText = "",
     classes: FormText = "",
     description: FormText = "",
+    train: FormText = "",
+    val: FormText = "",
+    test: FormText = "",
 ) -> Response:
-    """Create a project from the form; a bad name or class list comes back inline (422)."""
+    """Create a project from the form; a bad name, class list or ratio comes back inline (422).
+    Ratios left blank are the preferences' defaults."""
     typed = {"name": name, "classes": classes, "description": description}
+    typed |= {"train": train, "val": val, "test": test}
     try:
         if len(description) > DESCRIPTION_MAX:
             raise Invalid(
@@ -121,7 +154,11 @@ async def create_project(
                 f"at most {DESCRIPTION_MAX} are allowed."
             )
         info = await project_service.create_project(
-            stores, name.strip(), _class_lines(classes), description.strip()
+            stores,
+            name.strip(),
+            _class_lines(classes),
+            description.strip(),
+            ratios=_form_ratios(typed),
         )
     except Invalid as error:
         return await _projects_page(
@@ -130,7 +167,7 @@ async def create_project(
             fragment="projects/_create_form.html",
             form=typed,
             error=error.message,
-            error_field=_create_error_field(error, name.strip(), description),
+            error_field=_create_error_field(error, name.strip(), description, typed),
             status_code=422,
         )
     return redirect(request, f"/projects/{info.name}")
