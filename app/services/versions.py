@@ -18,6 +18,7 @@ from app.domain.errors import AlreadyExists, Conflict, Invalid, NotFound
 from app.domain.models import TaskStatus
 from app.domain.stores import Stores
 from app.domain.training import KIND as TRAINING_KIND
+from app.domain.validation import CLASS_NAME_MAX
 from app.domain.versions import (
     BUILDING,
     READY,
@@ -98,6 +99,8 @@ def _choices(raw: object) -> dict[str, dict[str, str | None]]:
         for key, value in chosen.items():
             if not isinstance(key, str) or not (value is None or isinstance(value, str)):
                 raise Invalid("A class mapping choice is a class name or null (drop).")
+            if isinstance(value, str) and len(value.strip()) > CLASS_NAME_MAX:
+                raise Invalid(f"A class name has at most {CLASS_NAME_MAX} characters.")
     return raw
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import FormData
 
 from app.domain.box_geometry import ResizeMode
-from app.domain.errors import Invalid
+from app.domain.errors import Invalid, NotFound
 from app.domain.models import SPLITS
 from app.domain.stores import Stores
 from app.domain.versions import (
@@ -260,7 +260,7 @@ async def _version_context(stores: Stores, version: VersionInfo) -> dict[str, An
     if version.status != READY and version.task_id is not None:
         try:
             task = await stores.task.get(version.task_id)
-        except Exception:
+        except NotFound:
             task = None
     classes = version.classes
     boxes = version.counts.get("boxes", {})
