@@ -251,6 +251,9 @@ class _Chunks:
     def flush(self) -> None:
         return None
 
+    def close(self) -> None:
+        return None
+
     def take(self) -> Iterator[bytes]:
         parts, self._parts = self._parts, []
         for part in parts:

@@ -128,7 +128,7 @@ def augment(image: np.ndarray, boxes: list[YoloBox], step: AugmentationStep) -> 
         # saturating add (no wrap-around). Five times quicker than numpy's float64 normals.
         noise = np.empty(image.shape, np.int16)
         cv2.setRNGSeed(step.noise_seed % 2**31)
-        cv2.randn(noise, 0.0, step.noise_std)
+        cv2.randn(noise, 0.0, step.noise_std)  # type: ignore[call-overload]
         image = cv2.add(image, noise, dtype=cv2.CV_8U)
     if step.grayscale:
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
