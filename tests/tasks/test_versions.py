@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 import yaml
 
@@ -262,3 +263,77 @@ async def test_a_version_zips_in_the_ultralytics_layout_stored_not_deflated(
         assert archive.read("data.yaml") == (folder / "data.yaml").read_bytes()
     assert set(names) == set(hashes(folder))
     assert "labels/val/south__d.txt" in names
+
+
+async def test_tiling_in_a_build_keeps_the_boxes_each_tile_holds_enough_of(
+    settings: Settings, stores: Stores
+) -> None:
+    await stores.dataset.create("tiles", ["thing"])
+    width, height = 1500, 1000
+    data = encode(make_image(width, height, 9), ".png")
+    await stores.image.save_file("tiles", "train", "big.png", io.BytesIO(data))
+    boxes = [(100, 100, 300, 200), (500, 300, 700, 500)]  # pixels: x1, y1, x2, y2
+    await stores.label.save(
+        "tiles",
+        "train",
+        "big.png",
+        [
+            Annotation(
+                0,
+                (x1 + x2) / 2 / width,
+                (y1 + y2) / 2 / height,
+                (x2 - x1) / width,
+                (y2 - y1) / height,
+            )
+            for x1, y1, x2, y2 in boxes
+        ],
+    )
+    recipe = {
+        "preprocessing": {
+            "tile": 640,
+            "tile_overlap": 0.2,
+            "tile_min_visible": 0.6,
+            "drop_empty": True,
+        }
+    }
+    _, task = await version_service.start_version(stores, "tiled", ["tiles"], recipe)
+
+    result = await run_build(stores, settings, task.id)
+
+    folder = (await version_service.get_version(stores, "tiled")).path
+    rows = {
+        name: [[float(v) for v in row[1:]] for row in lines]
+        for name, lines in labels_of(folder).items()
+    }
+    # Stride 512; the last column starts at 860 and the last row at 360 (flush, no padding).
+    # The second box keeps 70 % of itself in t0x0, 94 % in t512x0, 66 % in t512x360 and 49 %
+    # in t0x360 (below 60 %: dropped, and that tile is then empty).
+    assert sorted(rows) == [
+        "labels/train/tiles__big_t0x0.txt",
+        "labels/train/tiles__big_t512x0.txt",
+        "labels/train/tiles__big_t512x360.txt",
+    ]
+    expected = {
+        "labels/train/tiles__big_t0x0.txt": [
+            [200 / 640, 150 / 640, 200 / 640, 100 / 640],
+            [570 / 640, 400 / 640, 140 / 640, 200 / 640],
+        ],
+        "labels/train/tiles__big_t512x0.txt": [[94 / 640, 400 / 640, 188 / 640, 200 / 640]],
+        "labels/train/tiles__big_t512x360.txt": [[94 / 640, 70 / 640, 188 / 640, 140 / 640]],
+    }
+    for name, boxes_in_tile in expected.items():
+        assert rows[name] == [pytest.approx(b, abs=2e-6) for b in boxes_in_tile], name
+    assert result["dropped_empty"] == 3 and result["written"] == 3 and result["linked"] == 0
+    tile = cv2.imread(str(folder / "images" / "train" / "tiles__big_t512x360.png"))
+    assert tile.shape == (640, 640, 3)
+
+
+async def test_redrawn_splits_follow_the_ratios(
+    settings: Settings, stores: Stores, two_projects: dict[str, Path]
+) -> None:
+    recipe = {"split_mode": "redraw", "ratios": {"train": 0.0, "val": 1.0, "test": 0.0}}
+    _, task = await version_service.start_version(stores, "all-val", ["north", "south"], recipe)
+
+    result = await run_build(stores, settings, task.id)
+
+    assert result["images"] == {"train": 0, "val": 4, "test": 0}
