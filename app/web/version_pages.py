@@ -200,7 +200,7 @@ async def _form_context(
     if chosen:
         try:
             overview = await version_service.class_overview(stores, chosen)
-        except Invalid:
+        except (Invalid, NotFound):  # a project deleted meanwhile: no mapping to show
             overview = None
     return {
         "nav": "versions",
@@ -324,7 +324,7 @@ async def create_version(request: Request, stores: StoresDep) -> Response:
         await version_service.start_version(
             stores, values.get("name", "").strip(), projects, recipe, choices
         )
-    except Invalid as refusal:
+    except (Invalid, NotFound) as refusal:  # NotFound: a project deleted meanwhile
         context = await _form_context(stores, values, projects, error=str(refusal))
         return render(request, "versions/new.html", context, status_code=422)
     return redirect(request, "/versions")

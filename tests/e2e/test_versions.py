@@ -57,3 +57,11 @@ def test_a_version_built_through_the_form_with_a_mapping_choice_is_listed_with_c
         version = http.get("/api/v1/versions/e2e-cars").json()
     assert version["classes"] == ["Car", "person"]
     assert version["counts"]["boxes"]["train"] == {"Car": 4}
+
+    # The project's training box offers the version beside its current data.
+    page.goto("/projects/vnorth")
+    data = page.locator("#training-version")
+    expect(data.locator("option[value='e2e-cars']")).to_have_text("version e2e-cars")
+    data.select_option("e2e-cars")
+    page.locator("#training").scroll_into_view_if_needed()
+    shoot(page, "training-on-a-version")
