@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -337,3 +338,20 @@ async def test_redrawn_splits_follow_the_ratios(
     result = await run_build(stores, settings, task.id)
 
     assert result["images"] == {"train": 0, "val": 4, "test": 0}
+
+
+async def test_reconcile_and_sync_from_disk_leave_a_version_alone(
+    settings: Settings, stores: Stores, two_projects: dict[str, Path]
+) -> None:
+    _, task = await version_service.start_version(stores, "kept", ["north", "south"], RECIPE)
+    await run_build(stores, settings, task.id)
+    folder = (await version_service.get_version(stores, "kept")).path
+    before = hashes(folder)
+
+    report = await stores.storage.reconcile()
+    synced = await stores.storage.sync_from_disk()
+
+    assert not [f for f in report.findings if "versions" in f.path]
+    assert "versions" not in json.dumps(synced.to_dict())
+    assert hashes(folder) == before
+    assert [p.name for p in await stores.dataset.list()] == ["north", "south"]
