@@ -335,7 +335,7 @@ async def version_page(request: Request, name: VersionName, stores: StoresDep) -
     """One version: its recipe, sources, classes and counts, its build's progress."""
     version = await version_service.get_version(stores, name)
     item = await _version_context(stores, version)
-    context = {"nav": "versions", "splits": SPLITS, "item": item}
+    context = {"nav": "versions", "splits": SPLITS, "item": item, "standalone": True}
     return render(request, "versions/detail.html", context, fragment="versions/_card.html")
 
 

@@ -208,3 +208,19 @@ async def test_the_training_box_offers_current_data_or_a_ready_version(
     )
     assert queued.status_code == 202
     assert (await seeded.task.get(queued.json()["id"])).params["version"] == "ready-v"
+
+
+async def test_a_building_version_s_page_polls_its_card_until_it_is_ready(
+    client: httpx.AsyncClient, seeded: Stores, settings: Settings
+) -> None:
+    _, task = await version_service.start_version(seeded, "slow", ["north"], {})
+
+    page = parse((await client.get("/versions/slow")).text)
+    card = page.find("article", id="version-slow")
+    assert card.attrs["hx-get"] == "/versions/slow" and card.attrs["hx-swap"] == "outerHTML"
+    fragment = await client.get("/versions/slow", headers=HTMX)
+    assert parse(fragment.text).find("article", id="version-slow").attrs["hx-get"]
+    await run_build(seeded, settings, task.id)
+    done = parse((await client.get("/versions/slow", headers=HTMX)).text)
+    card = done.find("article", id="version-slow")
+    assert "hx-get" not in card.attrs and card.find("table", class_="version-counts")
