@@ -58,6 +58,13 @@ def test_a_version_built_through_the_form_with_a_mapping_choice_is_listed_with_c
     assert version["classes"] == ["Car", "person"]
     assert version["counts"]["boxes"]["train"] == {"Car": 4}
 
+    page.goto("/versions/e2e-cars")
+    expect(page.locator(".version-folder")).to_contain_text("0 Car")
+    shoot(page, "version-detail")
+    page.get_by_role("link", name="Delete…").click()
+    expect(page.locator("h1")).to_have_text("Delete version “e2e-cars”?")
+    shoot(page, "version-delete")
+
     # The project's training box offers the version beside its current data.
     page.goto("/projects/vnorth")
     data = page.locator("#training-version")
@@ -65,3 +72,11 @@ def test_a_version_built_through_the_form_with_a_mapping_choice_is_listed_with_c
     data.select_option("e2e-cars")
     page.locator("#training").scroll_into_view_if_needed()
     shoot(page, "training-on-a-version")
+
+    # Deleting it from its confirmation page: the list no longer has it, the projects keep theirs.
+    page.goto("/versions/e2e-cars/delete")
+    page.get_by_role("button", name="Delete “e2e-cars” for good").click()
+    expect(page).to_have_url(f"{live.url}/versions")
+    expect(page.locator("#version-e2e-cars")).to_have_count(0)
+    assert not (live.data_dir / "versions" / "e2e-cars").exists()
+    assert (live.data_dir / "projects" / "vnorth" / "images" / "train" / "n1.png").is_file()
