@@ -87,9 +87,7 @@ async def test_saving_the_editor_keeps_one_prompt_a_line_and_mirrors_prompts_yam
 async def test_class_names_fill_the_classes_left_without_prompts(
     client: httpx.AsyncClient, pets: str
 ) -> None:
-    await client.post(
-        "/projects/pets/prompts", data={"prompts-0": "kitten", "fill": "names"}
-    )
+    await client.post("/projects/pets/prompts", data={"prompts-0": "kitten", "fill": "names"})
 
     api = (await client.get("/api/v1/projects/pets/prompts")).json()
     assert [c["prompts"] for c in api["classes"]] == [["kitten"], ["dog"], ["bird"]]
