@@ -49,6 +49,27 @@ class Settings(BaseSettings):
     session_days: float = Field(
         14.0, gt=0, le=366, description="How long a login lasts (a session cookie's lifetime)."
     )
+    disk_reserve_mb: int = Field(
+        500,
+        ge=0,
+        description="Free disk (MB) kept where data_dir lives: uploads, imports, exports and "
+        "trainings that would go below it are refused; 0 turns it off.",
+    )
+    # Issue 11 part 3: notifications and webhooks.
+    public_url: str = Field(
+        "", description="The address people reach ydc at, for links in webhooks; default host:port."
+    )
+    webhook_attempts: int = Field(5, ge=1, le=50, description="Attempts of one webhook delivery.")
+    webhook_backoff_s: float = Field(
+        1.0, gt=0, le=3600, description="Wait after a webhook's first failed attempt; doubles."
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, le=300, description="Time limit of one attempt.")
+    notify_poll_s: float = Field(5.0, gt=0, le=600, description="How often pages ask for ends.")
+    feed_schemes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["rtsp", "rtsps", "http", "https"],
+        description="Stream URL schemes a feed may open (comma-separated); 'device' allows "
+        "cameras of the server by index.",
+    )
     log_level: str = "INFO"
 
     @field_validator("import_roots", mode="before")
@@ -65,6 +86,13 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("feed_schemes", mode="before")
+    @classmethod
+    def _split_schemes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [s.strip().lower() for s in value.split(",") if s.strip()]
+        return value
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod
@@ -84,6 +112,14 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'ydc.db'}"
         return self
+
+    @property
+    def base_url(self) -> str:
+        """Where ydc is reached, for links sent elsewhere: ``YDC_PUBLIC_URL`` or host:port."""
+        if self.public_url.strip():
+            return self.public_url.strip().rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def hosts(self) -> set[str]:
@@ -122,8 +158,10 @@ class Settings(BaseSettings):
             "YDC_MAX_IMAGE_PIXELS": str(self.max_image_pixels),
             "YDC_MAX_IMPORT_BYTES": str(self.max_import_bytes),
             "YDC_LOG_LEVEL": self.log_level,
+            "YDC_DISK_RESERVE_MB": str(self.disk_reserve_mb),
             "YDC_ACCOUNTS": str(self.accounts).lower(),
             "YDC_SESSION_DAYS": str(self.session_days),
             "YDC_WORLD_WEIGHTS": str(self.world_weights or ""),
             "YDC_CLIP_WEIGHTS": str(self.clip_weights or ""),
+            "YDC_FEED_SCHEMES": ",".join(self.feed_schemes),
         }

@@ -22,7 +22,9 @@ from app.db.migrate import upgrade_to_head
 from app.repositories import create_stores
 from app.repositories.datadir_lock import DataDirLock
 from app.services.storage import reconcile_at_start
+from app.services.system import SystemMonitor
 from app.tasks.runner import TaskRunner
+from app.tasks.webhook_sender import WebhookSender, policy_from
 from app.web import (
     account_pages,
     annotate_pages,
@@ -33,16 +35,21 @@ from app.web import (
     autolabel_pages,
     capture_folder_pages,
     evaluation_pages,
+    feed_pages,
     health_pages,
     image_pages,
     import_pages,
+    notification_pages,
     pages,
     prompt_pages,
     review_pages,
     session_pages,
+    settings_pages,
     storage_pages,
+    system_pages,
     task_pages,
     training_pages,
+    version_pages,
 )
 from app.web.auth import AccountGate
 from app.web.csrf import CsrfCookie
@@ -89,10 +96,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runner = runner
         if runner is not None:
             runner.start()
+        # Webhook deliveries go out from the server even when workers run the tasks.
+        app.state.webhook_sender = sender = WebhookSender(stores, policy_from(settings))
+        sender.start()
         log.info("ydc serving data dir %s", settings.data_dir)
         try:
             yield
         finally:
+            await sender.stop()
             if runner is not None:
                 await runner.stop()
             await stores.close()
@@ -113,10 +124,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         source_url=SOURCE_URL,
         version=VERSION,
         max_upload_mb=round(settings.max_upload_bytes / 2**20),
+        notify_every_ms=round(settings.notify_poll_s * 1000),
         **TEMPLATE_GLOBALS,
         **TEMPLATE_URLS,
     )
     app.state.templates = templates
+    app.state.system_monitor = SystemMonitor(settings.data_dir)  # keeps the last CPU sample
     # add_middleware wraps: the last added runs first. Security headers go on every answer
     # (refusals and 500s included); foreign hosts are refused before the app sees them, and
     # (accounts on) requests without a login before they reach a route or /media.
@@ -169,7 +182,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(session_pages.api_router)
     app.include_router(capture_folder_pages.router)
     app.include_router(capture_folder_pages.api_router)
+    app.include_router(feed_pages.router)
+    app.include_router(feed_pages.api_router)
     app.include_router(account_pages.router)
     app.include_router(account_pages.api_router)
+    app.include_router(notification_pages.router)
+    app.include_router(notification_pages.api_router)
+    app.include_router(settings_pages.router)
+    app.include_router(settings_pages.api_router)
+    app.include_router(system_pages.router)
+    app.include_router(system_pages.api_router)
+    app.include_router(version_pages.router)
+    app.include_router(version_pages.api_router)
     install_error_handlers(app)
     return app

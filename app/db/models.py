@@ -282,3 +282,99 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Float)
     last_used_at: Mapped[float | None] = mapped_column(Float)
+
+
+# --- Issue 11, point 4: preferences ----------------------------------------------------------
+
+
+class Preference(Base):
+    """One preference of the instance, by its top-level name (``keymap``, ``split_ratios``,
+    ``autolabel``, ``thumbnail_size``): a JSON value checked by ``app.domain.preferences``
+    before it is written. A name without a row takes its default."""
+
+    __tablename__ = "preference"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+# --- Issue 11 part 3: notifications of task ends and project webhooks ---------------------------
+
+
+class TaskEnd(Base):
+    """A task's end, numbered in commit order (write transactions take turns): pages ask for
+    the ends after the last number they saw."""
+
+    __tablename__ = "task_end"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # the sequence number
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), unique=True)
+    ended_at: Mapped[float] = mapped_column(Float)
+
+
+class Webhook(Base):
+    """A project's webhook: the URL task ends are POSTed to and the secret they are signed with."""
+
+    __tablename__ = "project_webhook"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), unique=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class WebhookDelivery(Base):
+    """One task end to POST to its project's webhook: queued with the end, then its attempts."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        Index("ix_webhook_delivery_due", "state", "next_attempt_at"),
+        Index("ix_webhook_delivery_task", "task_id"),
+        Index("ix_webhook_delivery_project", "project_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(String(2000))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    body: Mapped[str | None] = mapped_column(Text)  # the JSON the first attempt sent
+    next_attempt_at: Mapped[float | None] = mapped_column(Float)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[float | None] = mapped_column(Float)
+    last_attempt_at: Mapped[float | None] = mapped_column(Float)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    delivered_at: Mapped[float | None] = mapped_column(Float)
+
+
+# --- Issue 12: dataset versions ------------------------------------------------------------------
+
+
+class DatasetVersion(Base):
+    """A frozen dataset made from projects by a recipe; its files live in
+    ``storage/versions/<folder>/`` (put in place whole before the row says ``ready``)."""
+
+    __tablename__ = "dataset_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    name_key: Mapped[str] = mapped_column(String(64), unique=True)  # casefolded name
+    folder: Mapped[str] = mapped_column(String(64))
+    recipe: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sources: Mapped[dict[str, Any]] = mapped_column(JSON)  # projects and class-mapping choices
+    classes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16))  # building, ready, failed
+    error: Mapped[str | None] = mapped_column(Text)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="SET NULL"))
+    created_at: Mapped[float] = mapped_column(Float)
+    ready_at: Mapped[float | None] = mapped_column(Float)

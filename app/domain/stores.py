@@ -42,6 +42,8 @@ from app.domain.models import (
     TaskInfo,
 )
 from app.domain.reconcile import ReconcileReport, SyncReport
+from app.domain.versions import ProjectSources, VersionInfo
+from app.domain.webhooks import NotificationStore
 
 ProgressCallback = Callable[[float, str], Awaitable[None]]
 """Called with a fraction in [0, 1] and a message; may raise ``Cancelled`` to stop the work."""
@@ -152,6 +154,16 @@ class DatasetStore(ABC):
 
         Raises ``NotFound`` for an unknown project and ``Invalid`` for an index out of range.
         """
+
+    @abstractmethod
+    async def get_split_ratios(self, name: str) -> dict[str, float]:
+        """The ratios a new image's split is drawn against (train, val, test). ``NotFound``."""
+
+    @abstractmethod
+    async def set_split_ratios(self, name: str, ratios: dict[str, float]) -> None:
+        """Set the project's ratios (checked: train, val and test in [0, 1] adding up to 1);
+        images already in a split stay there (rebalancing moves them). ``ydc.json`` follows.
+        ``NotFound``, ``Invalid``."""
 
     @abstractmethod
     async def export_zip(
@@ -787,6 +799,78 @@ class StorageStore(ABC):
         image they belong to has its file."""
 
 
+class PreferenceStore(ABC):
+    """The instance's preferences as stored: top-level name -> JSON value. It keeps what it is
+    given; the rules (names, types, ranges, defaults, key conflicts) are
+    ``app.domain.preferences``, checked by the service before anything is written."""
+
+    @abstractmethod
+    async def get_all(self) -> dict[str, Any]:
+        """Every stored preference (a name never written, or reset, is absent)."""
+
+    @abstractmethod
+    async def put(self, values: dict[str, Any]) -> None:
+        """Write these preferences (each replaces the stored value of its name), all in one
+        unit: all of them or none."""
+
+    @abstractmethod
+    async def reset(self, names: Collection[str] | None = None) -> None:
+        """Forget the stored value of ``names`` (all of them when ``None``): back to defaults."""
+
+
+class VersionStore(ABC):
+    """Dataset versions (issue 12): rows in the database, folders under ``versions/``. A version
+    is built by a task into ``building_folder`` and put in place whole by ``finish``; only then
+    does its row say ready. Deleting one never touches the projects' images (its unchanged
+    images are hard links: the projects keep their own links)."""
+
+    @abstractmethod
+    async def create(
+        self,
+        name: str,
+        recipe: dict[str, Any],
+        sources: dict[str, Any],
+        *,
+        task_id: int | None = None,
+    ) -> VersionInfo:
+        """Register a version being built. ``Invalid`` for a bad name, ``AlreadyExists`` when
+        the name is taken (ignoring case) or its folder already lies in storage."""
+
+    @abstractmethod
+    async def get(self, name: str) -> VersionInfo | None:
+        """The version (name ignoring case), or ``None``."""
+
+    @abstractmethod
+    async def list(self) -> builtins.list[VersionInfo]:
+        """Every version, newest first."""
+
+    @abstractmethod
+    async def building_folder(self, name: str) -> Path:
+        """A fresh, not yet existing folder to build the version in (what an interrupted
+        build left there is removed first). ``NotFound``; ``Conflict`` once it is ready."""
+
+    @abstractmethod
+    async def finish(
+        self, name: str, classes: builtins.list[str], counts: dict[str, Any]
+    ) -> VersionInfo:
+        """Rename the built folder into place, then mark the version ready with its classes
+        and counts. ``NotFound``; ``Conflict`` when it is not building."""
+
+    @abstractmethod
+    async def fail(self, name: str, error: str | None) -> None:
+        """Remove what the build left and mark the version failed with ``error``; with
+        ``error=None`` (cancelled) the row goes too. Quiet when the version is gone."""
+
+    @abstractmethod
+    async def delete(self, name: str) -> bool:
+        """Delete the row, then (after the commit) the folder. ``False`` if absent."""
+
+    @abstractmethod
+    async def sources(self, project: str) -> ProjectSources:
+        """What a version takes from ``project``: its classes, and its labelled images on
+        disk (accepted boxes; "no objects" images with none) in id order. ``NotFound``."""
+
+
 @dataclass
 class Stores:
     """The stores of one storage backend, and the way to make several calls one unit."""
@@ -799,9 +883,13 @@ class Stores:
     task: TaskStore
     storage: StorageStore
     account: AccountStore
+    preference: PreferenceStore
+    notification: NotificationStore  # task ends for pages, projects' webhooks, deliveries
+    version: VersionStore  # dataset versions (issue 12)
     unit_of_work: Callable[[], AbstractAsyncContextManager[UnitOfWork]]
     data_dir: Path
     close: Callable[[], Awaitable[None]]
+    disk_reserve: int = 0  # bytes kept free on data_dir's disk (YDC_DISK_RESERVE_MB); 0: off
 
 
 __all__ = [
@@ -809,10 +897,12 @@ __all__ = [
     "ImageStore",
     "LabelStore",
     "ModelStore",
+    "PreferenceStore",
     "ProgressCallback",
     "SessionStore",
     "StorageStore",
     "Stores",
     "TaskStore",
     "UnitOfWork",
+    "VersionStore",
 ]

@@ -13,9 +13,12 @@ from app.repositories.files import Layout
 from app.repositories.images import SqlImageStore
 from app.repositories.labels import SqlLabelStore
 from app.repositories.models_store import SqlModelStore
+from app.repositories.preferences import SqlPreferenceStore
 from app.repositories.sessions import SqlSessionStore
 from app.repositories.storage import SqlStorageStore
 from app.repositories.tasks import SqlTaskStore
+from app.repositories.versions import SqlVersionStore
+from app.repositories.webhooks import SqlNotificationStore
 
 
 def create_stores(settings: Settings) -> Stores:
@@ -39,7 +42,11 @@ def create_stores(settings: Settings) -> Stores:
         task=SqlTaskStore(db),
         storage=SqlStorageStore(db, layout, images, max_upload_bytes=settings.max_upload_bytes),
         account=SqlAccountStore(db),
+        preference=SqlPreferenceStore(db),
+        notification=SqlNotificationStore(db),
+        version=SqlVersionStore(db, layout),
         unit_of_work=db.unit,
         data_dir=settings.data_dir,
         close=db.dispose,
+        disk_reserve=settings.disk_reserve_mb * 1000**2,
     )

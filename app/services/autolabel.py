@@ -7,8 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from app.domain.autolabel import (
-    DEFAULT_CONFIDENCE,
-    DEFAULT_NMS_IOU,
     fraction,
     image_size,
     selection_filter,
@@ -17,6 +15,7 @@ from app.domain.autolabel import (
 from app.domain.errors import Invalid, NotFound
 from app.domain.models import SPLITS, ModelInfo, SessionInfo, TaskInfo, TaskStatus
 from app.domain.stores import Stores
+from app.services.preferences import autolabel_defaults
 
 KIND = "autolabel"
 MAX_ATTEMPTS = 2  # a retry replaces the model's pending suggestions: safe to run again
@@ -62,8 +61,9 @@ async def start_autolabel(stores: Stores, project: str, params: dict[str, Any]) 
             raise Invalid(f"Model {model.name!r} belongs to project {model.dataset_name!r}.")
     selection = str(params.get("selection") or "unlabelled")
     filters = selection_filter(selection)
-    conf = fraction(params.get("conf"), "confidence", DEFAULT_CONFIDENCE)
-    iou = fraction(params.get("iou"), "IoU threshold", DEFAULT_NMS_IOU)
+    defaults = await autolabel_defaults(stores)  # the settings page's thresholds
+    conf = fraction(params.get("conf"), "confidence", defaults["conf"])
+    iou = fraction(params.get("iou"), "IoU threshold", defaults["iou"])
     size = image_size(params.get("imgsz"), training_imgsz(model.metrics))
     if not await stores.image.count(info.name, filters):
         raise Invalid(f"Project {info.name!r} has no images in the selection {selection!r}.")
@@ -94,12 +94,13 @@ async def follow_session_frames(stores: Stores, session: SessionInfo) -> TaskInf
         if not session.log or session.log[-1] != NO_ACTIVE_MODEL:
             await stores.session.record(session.id, log=NO_ACTIVE_MODEL)
         return None
+    defaults = await autolabel_defaults(stores)
     params = {
         "model": model.name,
         "selection": f"session:{session.id}",
         "session": session.id,
-        "conf": DEFAULT_CONFIDENCE,
-        "iou": DEFAULT_NMS_IOU,
+        "conf": defaults["conf"],
+        "iou": defaults["iou"],
         "imgsz": training_imgsz(model.metrics),
     }
     return await stores.task.enqueue(

@@ -20,9 +20,7 @@ from typing import IO, Any
 
 from app.config import Settings
 from app.domain.autolabel import (
-    DEFAULT_CONFIDENCE,
     DEFAULT_IMGSZ,
-    DEFAULT_NMS_IOU,
     fraction,
     image_size,
     selection_filter,
@@ -33,6 +31,7 @@ from app.domain.prompts import check_prompts, prompt_table
 from app.domain.stores import Stores
 from app.services.autolabel import KIND, MAX_ATTEMPTS
 from app.services.models import ZIP_MAGIC
+from app.services.preferences import autolabel_defaults
 from app.services.uploads import keep_upload
 
 FOLDER = "yolo-world"  # under the data dir: the uploaded weights
@@ -183,8 +182,9 @@ async def start_prompt_autolabel(
         )
     selection = str(params.get("selection") or "unlabelled")
     filters = selection_filter(selection)
-    conf = fraction(params.get("conf"), "confidence", DEFAULT_CONFIDENCE)
-    iou = fraction(params.get("iou"), "IoU threshold", DEFAULT_NMS_IOU)
+    defaults = await autolabel_defaults(stores)  # the settings page's thresholds
+    conf = fraction(params.get("conf"), "confidence", defaults["conf"])
+    iou = fraction(params.get("iou"), "IoU threshold", defaults["iou"])
     imgsz = image_size(params.get("imgsz"), DEFAULT_IMGSZ)
     if not await stores.image.count(info.name, filters):
         raise Invalid(f"Project {info.name!r} has no images in the selection {selection!r}.")

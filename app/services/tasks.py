@@ -12,6 +12,7 @@ from app.domain.models import TaskInfo, TaskStatus
 from app.domain.stores import Stores
 from app.services.projects import get_project
 from app.services.session_settle import settle_after_task
+from app.services.system import ensure_disk_room
 
 # How many times a kind may be attempted before a silent worker makes it fail for good
 # (training will get 1: a second attempt would start it over).
@@ -31,6 +32,7 @@ async def start_export(
     chosen, fmt = validate_export_options(splits, format)
     project = await get_project(stores, name)
     params = {"splits": list(chosen), "format": fmt}
+    await ensure_disk_room(stores, outcome="The export was not queued.")
     return await stores.task.enqueue(
         "export", params, dataset=project.name, max_attempts=MAX_ATTEMPTS["export"]
     )

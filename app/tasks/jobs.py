@@ -11,6 +11,7 @@ from typing import Any
 from app.domain.export_formats import ULTRALYTICS
 from app.domain.models import SPLITS
 from app.domain.stores import Stores
+from app.services.system import disk_full_guard
 from app.tasks.autolabel import autolabel_project
 from app.tasks.capture import capture_video
 from app.tasks.capture_folder import capture_folder
@@ -20,6 +21,7 @@ from app.tasks.feed import capture_stream
 from app.tasks.onnx_export import export_model_onnx
 from app.tasks.training import train_project  # torch and Ultralytics only when it runs
 from app.tasks.try_model import try_model
+from app.tasks.versions import build_version
 
 Job = Callable[[TaskContext, Stores], Awaitable[dict[str, Any]]]
 
@@ -35,9 +37,10 @@ async def export_project(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
     splits = ctx.task.params.get("splits")
     fmt = ctx.task.params.get("format")
     await ctx.progress(0.0, "exporting")
-    result = await stores.dataset.export(
-        name, folder, progress=ctx.progress, splits=splits, format=fmt
-    )
+    with disk_full_guard(stores.data_dir, stores.disk_reserve, outcome="The export stopped."):
+        result = await stores.dataset.export(
+            name, folder, progress=ctx.progress, splits=splits, format=fmt
+        )
     return {
         "format": fmt or ULTRALYTICS,
         "splits": splits or list(SPLITS),
@@ -91,14 +94,16 @@ async def import_dataset(ctx: TaskContext, stores: Stores) -> dict[str, Any]:
     source = Path(params["source"])
     try:
         await ctx.progress(0.0, "reading the dataset's files")
-        report = await stores.dataset.import_dataset(
-            name,
-            source,
-            create=bool(params.get("create")),
-            add_classes=bool(params.get("add_classes", True)),
-            allowed_links=[] if params.get("uploaded") else ctx.import_roots,
-            progress=ctx.progress,
-        )
+        # Chunks already in stay in (each is whole); the rest is not imported.
+        with disk_full_guard(stores.data_dir, stores.disk_reserve, outcome="The import stopped."):
+            report = await stores.dataset.import_dataset(
+                name,
+                source,
+                create=bool(params.get("create")),
+                add_classes=bool(params.get("add_classes", True)),
+                allowed_links=[] if params.get("uploaded") else ctx.import_roots,
+                progress=ctx.progress,
+            )
         report.source = str(params.get("label") or source.name)
         return report.to_dict()
     finally:
@@ -121,4 +126,5 @@ JOBS: dict[str, Job] = {
     "capture_folder": capture_folder,
     "capture_stream": capture_stream,
     "autolabel": autolabel_project,
+    "build_version": build_version,
 }

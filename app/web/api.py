@@ -24,6 +24,7 @@ from app.web.schemas import (
     ProjectOut,
     TaskOut,
 )
+from app.web.system_pages import DISK_FULL
 
 router = APIRouter(prefix="/api/v1", tags=["api"], dependencies=[Depends(require_csrf)])
 
@@ -46,7 +47,11 @@ async def list_projects(stores: StoresDep) -> list[ProjectOut]:
 
 @router.post("/projects", response_model=ProjectOut, status_code=201)
 async def create_project(body: ProjectCreate, stores: StoresDep) -> ProjectOut:
-    info = await project_service.create_project(stores, body.name, body.classes, body.description)
+    given = body.split_ratios
+    ratios = None if given is None else {str(k): v for k, v in given.items()}
+    info = await project_service.create_project(
+        stores, body.name, body.classes, body.description, ratios=ratios
+    )
     return ProjectOut.of(info)
 
 
@@ -108,7 +113,9 @@ async def delete_class(name: str, class_id: ClassId, stores: StoresDep) -> Class
     return ClassUsageOut.of(await project_service.delete_class(stores, name, class_id))
 
 
-@router.post("/projects/{name}/export", response_model=TaskOut, status_code=202)
+@router.post(
+    "/projects/{name}/export", response_model=TaskOut, status_code=202, responses=DISK_FULL
+)
 async def export_project(
     name: str, stores: StoresDep, body: Annotated[ExportRequest | None, Body()] = None
 ) -> TaskOut:

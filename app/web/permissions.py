@@ -16,7 +16,7 @@ from app.domain.accounts import Login, Role
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 ANNOTATOR_WRITES = (
-    # Uploads and capture sessions (video, webcam, folder).
+    # Uploads and capture sessions (video, webcam, folder, stream).
     "POST /projects/{name}/upload",
     "POST /api/v1/projects/{name}/images",
     "POST /projects/{name}/sessions/video",
@@ -30,6 +30,12 @@ ANNOTATOR_WRITES = (
     "POST /api/v1/projects/{name}/sessions/folder",
     "POST /sessions/{session_id}/folder/end",
     "POST /api/v1/sessions/{session_id}/folder/end",
+    "POST /projects/{name}/sessions/stream",
+    "POST /api/v1/projects/{name}/sessions/stream",
+    "POST /sessions/{session_id}/feed/capture",
+    "POST /api/v1/sessions/{session_id}/feed/capture",
+    "POST /sessions/{session_id}/feed/end",
+    "POST /api/v1/sessions/{session_id}/feed/end",
     # Labels, a new class to label with, splits of single images.
     "PUT /api/v1/projects/{name}/images/{filename}/labels",
     "POST /api/v1/projects/{name}/images/{filename}/suggestions",
@@ -45,6 +51,9 @@ ANNOTATOR_WRITES = (
     "POST /projects/{name}/import",
     "POST /projects/{name}/export",
     "POST /api/v1/projects/{name}/export",
+    # Dataset versions: building one reads projects and writes a new folder, like an export.
+    "POST /versions/new",
+    "POST /api/v1/versions",
 )
 REVIEWER_WRITES = (
     "POST /projects/{name}/review/accept",
@@ -65,6 +74,13 @@ REVIEWER_WRITES = (
     "POST /api/v1/projects/{name}/images/delete",
     "POST /tasks/{task_id}/cancel",
     "POST /api/v1/tasks/{task_id}/cancel",
+    # Sending a webhook delivery again (its URL and secret stay an admin's: unlisted writes
+    # PUT/DELETE /api/v1/projects/{name}/webhook, .../webhook/secret and the page's forms).
+    "POST /webhook-deliveries/{delivery_id}/retry",
+    "POST /api/v1/webhook-deliveries/{delivery_id}/retry",
+    # Deleting a dataset version (its folder only; the projects stay), like deleting images.
+    "POST /versions/{name}/delete",
+    "DELETE /api/v1/versions/{name}",
 )
 # Reads that need more than a viewer.
 GUARDED_READS = {
@@ -72,6 +88,11 @@ GUARDED_READS = {
     "GET /api/v1/users": Role.ADMIN,
     "GET /progress": Role.REVIEWER,
     "GET /api/v1/progress": Role.REVIEWER,
+    # A webhook's URL may be a credential: the API shows it (and deliveries' URLs) to admins.
+    "GET /api/v1/projects/{name}/webhook": Role.ADMIN,
+    "GET /api/v1/projects/{name}/webhook/deliveries": Role.ADMIN,
+    "GET /api/v1/webhook-deliveries": Role.ADMIN,
+    "GET /api/v1/webhook-deliveries/{delivery_id}": Role.ADMIN,
 }
 # The account's own page: a viewer changes their password and makes tokens too.
 OWN_ACCOUNT = (

@@ -17,6 +17,7 @@ from app.domain.errors import Invalid
 from app.domain.prompts import MAX_PROMPT_CHARS, MAX_PROMPTS_PER_CLASS, prompt_lines
 from app.domain.stores import Stores
 from app.services import autolabel as autolabel_service
+from app.services import preferences as preference_service
 from app.services import prompts as prompt_service
 from app.web.api_uploads import large_upload_form
 from app.web.csrf import require_csrf
@@ -70,7 +71,12 @@ async def _context(
         "saved": saved,
         "world": prompt_service.world_status(_settings(request)),
         "selections": autolabel_service.SELECTION_CHOICES,
-        "run": run or {"selection": "unlabelled", "conf": "0.25", "imgsz": "640"},
+        "run": run
+        or {
+            "selection": "unlabelled",
+            "conf": f"{(await preference_service.autolabel_defaults(stores))['conf']:g}",
+            "imgsz": "640",
+        },
         "run_error": run_error,
         "upload_error": upload_error or {},
     }

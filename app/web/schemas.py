@@ -29,6 +29,11 @@ class ProjectCreate(BaseModel):
     name: str = Field(description="Letters, digits, - and _; at most 64 characters.")
     classes: list[str] = Field(default_factory=list, description="Class names in YOLO order.")
     description: str = Field("", max_length=2000)
+    split_ratios: dict[Literal["train", "val", "test"], float] | None = Field(
+        None,
+        description="train, val and test, adding up to 1; left out: the default ratios of "
+        "the preferences (GET /api/v1/preferences).",
+    )
 
 
 class ClassesUpdate(BaseModel):

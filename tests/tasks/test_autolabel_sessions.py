@@ -14,6 +14,7 @@ from app.config import Settings
 from app.domain.models import SessionInfo, TaskInfo
 from app.domain.stores import Stores
 from app.services.autolabel import NO_ACTIVE_MODEL, follow_session_frames
+from app.services.preferences import update_preferences
 from tests.shapes import ShapesModel, shapes_image
 from tests.tasks.test_durable_tasks import FINISHED, get_task, serving
 
@@ -86,3 +87,21 @@ async def test_a_session_not_set_to_auto_label_or_without_an_active_model_queues
 
     assert (await stores.session.get(eager.id)).log.count(NO_ACTIVE_MODEL) == 1
     assert await stores.task.list(dataset="plain") == []
+
+
+async def test_followers_start_from_the_thresholds_of_the_settings_page(
+    stores: Stores, shapes_model: ShapesModel
+) -> None:
+    await update_preferences(stores, {"autolabel": {"conf": 0.4, "iou": 0.55}})
+    await stores.dataset.create("shapes", shapes_model.names)
+    await stores.model.save(
+        "shapes-1", shapes_model.weights, "yolo11n.yaml", "shapes", 40, {"args": {"imgsz": 128}}
+    )
+    await stores.model.set_active("shapes-1")
+    session = await stores.session.create("shapes", "webcam", {"autolabel": True})
+    await add_frames(stores, session, 0, 1)
+
+    follower = await follow_session_frames(stores, session)
+
+    assert follower is not None
+    assert (follower.params["conf"], follower.params["iou"]) == (0.4, 0.55)

@@ -44,6 +44,11 @@ def test_the_models_have_the_eleven_ydc_tables() -> None:
         "label",
         "task",
         "training_epoch",
+        "preference",  # issue 11, point 4
+        "task_end",  # issue 11, point 3
+        "project_webhook",  # issue 11, point 3
+        "webhook_delivery",  # issue 11, point 3
+        "dataset_version",  # issue 12
     } == YDC_TABLES
 
 
