@@ -336,6 +336,12 @@ class RateGate:
     def mark(self, now: float) -> None:
         self._last = now
 
+    def wait_s(self, now: float) -> float:
+        """Seconds until ``ready`` (0 when it is)."""
+        if self._last is None:
+            return 0.0
+        return max(0.0, self._last + self.interval - now)
+
     def take(self, now: float) -> bool:
         """``ready`` and, if so, ``mark``."""
         if self.ready(now):

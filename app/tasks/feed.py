@@ -75,6 +75,7 @@ log = logging.getLogger(__name__)
 
 KIND = "capture_stream"
 POLL_S = 0.1
+LIVE_WAIT_S = 0.01  # how soon the live view looks again for the camera's next frame
 PREVIEW_RATE = 10.0  # camera.jpg rewrites a second at most
 STATUS_RATE = 4.0  # status.json rewrites a second at most
 SESSION_CHECK_S = 0.5  # how often the session's row is read (ended by a person?)
@@ -381,6 +382,11 @@ class Feed:
                 if running is not None and not running.done():
                     # An inference ends: publish it and start the next at once, not a poll later.
                     await asyncio.wait([running], timeout=POLL_S)
+                elif self.live.model is not None and self.state == FeedState.LIVE:
+                    # The live view waits for its rate or for the camera's next frame: a whole
+                    # poll here held it to ~8 inferences a second on a 25 fps stream.
+                    gate = self.live_gate.wait_s(time.monotonic())
+                    await asyncio.sleep(min(POLL_S, max(LIVE_WAIT_S, gate)))
                 else:
                     await asyncio.sleep(POLL_S)
         finally:

@@ -119,6 +119,14 @@ def test_a_rate_gate_lets_through_at_most_rate_times_a_second() -> None:
         RateGate(0)
 
 
+def test_a_rate_gate_says_how_long_until_it_opens() -> None:
+    gate = RateGate(4.0)  # every 0.25 s
+    assert gate.wait_s(10.0) == 0.0  # never taken: open
+    gate.mark(10.0)
+    assert gate.wait_s(10.1) == pytest.approx(0.15)
+    assert gate.wait_s(10.25) == 0.0 and gate.wait_s(11.0) == 0.0
+
+
 def test_the_fps_meter_counts_ticks_over_its_window() -> None:
     meter = FpsMeter(window=2.0)
     assert meter.rate(0.0) == 0.0
