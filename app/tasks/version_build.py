@@ -9,6 +9,7 @@ order; everything here is files and pixels.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 from collections import Counter
@@ -32,6 +33,8 @@ from app.tasks.version_pixels import Piece, augment, preprocess
 EXIF_ORIENTATION = 0x0112
 KEEP_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}  # written again in their own format
 JPEG_QUALITY = 95
+# Why os.link may fail where a copy is the answer: another device, no links on this file system.
+NO_LINKS = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS}
 
 Progress = Callable[[float, str], Awaitable[None]]
 
@@ -94,15 +97,30 @@ async def build_folder(
     await asyncio.to_thread(_make_folders, folder)
     counts = VersionCounts()
     names = [" ".join(c.split()) for c in classes]
+    taken: set[str] = set()
     for done, source in enumerate(sources):
         split = version_split(recipe, source)
         # Decoding and encoding off the event loop: the task's heartbeat keeps beating.
-        await asyncio.to_thread(_write_image, folder, split, source, recipe, counts, names)
+        await asyncio.to_thread(_write_image, folder, split, source, recipe, counts, names, taken)
         if done % 8 == 0 or done + 1 == total:
             await progress((done + 1) / max(total, 1), f"{done + 1} of {total} images")
     data = yaml.safe_dump(data_yaml_dict(names), sort_keys=False, allow_unicode=True)
     await asyncio.to_thread((folder / "data.yaml").write_text, data)
     return counts
+
+
+def _unique(stem: str, taken: set[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``... when an earlier output took it (compared ignoring
+    case: a version may be unpacked on a case-insensitive disk). Joined names can meet: project
+    ``a`` image ``b__c`` and project ``a__b`` image ``c``, or ``img`` copied as ``img_aug1``
+    beside a source image named ``img_aug1``; a second output must never land on the first
+    (a linked first output is the project's own file)."""
+    name, n = stem, 1
+    while name.casefold() in taken:
+        n += 1
+        name = f"{stem}-{n}"
+    taken.add(name.casefold())
+    return name
 
 
 def _make_folders(folder: Path) -> None:
@@ -120,6 +138,7 @@ def _write_image(
     recipe: Recipe,
     counts: VersionCounts,
     names: list[str],
+    taken: set[str],
 ) -> None:
     """The image's outputs: the original linked (or its preprocessed pieces written), then, in
     the train split, the augmented copies of each piece."""
@@ -131,8 +150,9 @@ def _write_image(
         if pre.drop_empty and not source.boxes:
             counts.dropped_empty += 1
             return
-        _link(source.path, folder / "images" / split / f"{base}{source.suffix.lower()}")
-        _labels(folder, split, base, source.boxes, counts, names)
+        name = _unique(base, taken)
+        _link(source.path, folder / "images" / split / f"{name}{source.suffix.lower()}")
+        _labels(folder, split, name, source.boxes, counts, names)
         counts.linked += 1
         pieces = [Piece(_decode(source.path), source.boxes)] if augmenting else []
     else:
@@ -140,14 +160,15 @@ def _write_image(
         pieces = preprocess(image, source.boxes, pre)  # without the empty ones, when asked
         counts.dropped_empty += _piece_count(image, recipe) - len(pieces)
         for piece in pieces:
-            _write_piece(folder, split, f"{base}{piece.suffix}", suffix, piece, counts, names)
+            name = _unique(f"{base}{piece.suffix}", taken)
+            _write_piece(folder, split, name, suffix, piece, counts, names)
     if not augmenting:
         return
     for piece in pieces:
         key = f"{source.sha256}{piece.suffix}"
         for copy in range(recipe.augmentation.outputs):
             moved = augment(piece.image, piece.boxes, plan_augmentation(recipe, key, copy))
-            name = f"{base}{piece.suffix}_aug{copy + 1}"
+            name = _unique(f"{base}{piece.suffix}_aug{copy + 1}", taken)
             _write_piece(folder, split, name, suffix, moved, counts, names)
 
 
@@ -170,11 +191,15 @@ def _decode(path: Path) -> np.ndarray:
 
 def _link(source: Path, target: Path) -> None:
     """A hard link: the version costs no bytes for an image it leaves alone. A copy where the
-    file system cannot link (another device, no links)."""
+    file system cannot link (another device, no links) -- never over an existing file, which
+    could be a link to a project's own image."""
     try:
         os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
+    except OSError as error:
+        if error.errno not in NO_LINKS:
+            raise
+        with source.open("rb") as src, target.open("xb") as dst:
+            shutil.copyfileobj(src, dst)
 
 
 def _write_piece(
@@ -190,7 +215,9 @@ def _write_piece(
     ok, buf = cv2.imencode(suffix, piece.image, params)
     if not ok:
         raise Invalid(f"{name}{suffix} could not be encoded.")
-    (folder / "images" / split / f"{name}{suffix}").write_bytes(buf.tobytes())
+    # "x": a new file or an error, never bytes written into an existing (linked) file.
+    with (folder / "images" / split / f"{name}{suffix}").open("xb") as out:
+        out.write(buf.tobytes())
     _labels(folder, split, name, piece.boxes, counts, names)
     counts.written += 1
 

@@ -134,3 +134,46 @@ def test_an_existing_folder_is_never_written_into(tmp_path: Path):
     (tmp_path / "v").mkdir()
     with pytest.raises(Invalid, match="exists already"):
         build(tmp_path / "v", [], {})
+
+
+def test_names_that_meet_get_a_number_and_never_touch_a_projects_files(tmp_path: Path):
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(3)
+    sources = []
+    # Project a's "b__c" and project a__b's "c" both join to a__b__c; "img" copied as
+    # "img_aug1" meets the source image "img_aug1"; "Dup" and "dup" meet on a
+    # case-insensitive disk.
+    for project, stem, split in [
+        ("a", "b__c", "val"),
+        ("a__b", "c", "val"),
+        ("p", "img", "train"),
+        ("p", "img_aug1", "val"),
+        ("p", "Dup", "test"),
+        ("p", "dup", "test"),
+    ]:
+        path = src / f"{project}-{stem}.jpg"
+        cv2.imwrite(str(path), rng.integers(0, 255, (60, 80, 3), dtype=np.uint8))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        box = YoloBox(0, 0.5, 0.5, 0.2, 0.2)
+        sources.append(SourceImage(project, stem, ".jpg", path, split, digest, [box]))
+    before = {s.path: s.path.read_bytes() for s in sources}
+
+    counts = build(tmp_path / "v", sources, {"augmentation": {"outputs": 1, "blur": 2}})
+
+    assert {s.path: s.path.read_bytes() for s in sources} == before
+    images = sorted(
+        p.relative_to(tmp_path / "v").as_posix() for p in (tmp_path / "v/images").rglob("*.jpg")
+    )
+    assert images == [
+        "images/test/p__Dup.jpg",
+        "images/test/p__dup-2.jpg",
+        "images/train/p__img.jpg",
+        "images/train/p__img_aug1.jpg",
+        "images/val/a__b__c-2.jpg",
+        "images/val/a__b__c.jpg",
+        "images/val/p__img_aug1-2.jpg",
+    ]
+    assert counts["images"] == {"train": 2, "val": 3, "test": 2}
+    labels = sorted(p.name for p in (tmp_path / "v/labels").rglob("*.txt"))
+    assert len(labels) == 7
