@@ -223,11 +223,22 @@ def rotate90_clockwise(boxes: list[YoloBox], turns: int) -> list[YoloBox]:
 
 def rotation_matrix(degrees: float, width: int, height: int) -> tuple[tuple[float, ...], ...]:
     """The 2x3 affine matrix of a rotation by ``degrees`` counter-clockwise (as seen on screen)
-    about the image centre, the same as ``cv2.getRotationMatrix2D(centre, degrees, 1)``: the
-    worker warps the pixels with it and the boxes are moved with it here."""
+    about the image centre, on the continuous plane boxes live on (the centre is
+    ``(width / 2, height / 2)`` there)."""
+    return _rotation(degrees, width / 2, height / 2)
+
+
+def pixel_rotation_matrix(degrees: float, width: int, height: int) -> tuple[tuple[float, ...], ...]:
+    """The same rotation for ``cv2.warpAffine``, which works on pixel indices: pixel ``i``'s
+    centre is ``i + 0.5`` on the continuous plane, so the centre is ``((w - 1) / 2, (h - 1) / 2)``
+    (``cv2.getRotationMatrix2D`` with that centre). With ``(w / 2, h / 2)`` there the pixels
+    would sit half a pixel off their boxes."""
+    return _rotation(degrees, (width - 1) / 2, (height - 1) / 2)
+
+
+def _rotation(degrees: float, cx: float, cy: float) -> tuple[tuple[float, ...], ...]:
     alpha = math.cos(math.radians(degrees))
     beta = math.sin(math.radians(degrees))
-    cx, cy = width / 2, height / 2
     return (
         (alpha, beta, (1 - alpha) * cx - beta * cy),
         (-beta, alpha, beta * cx + (1 - alpha) * cy),
@@ -235,18 +246,60 @@ def rotation_matrix(degrees: float, width: int, height: int) -> tuple[tuple[floa
 
 
 def rotate_boxes(boxes: list[YoloBox], degrees: float, width: int, height: int) -> list[YoloBox]:
-    """Boxes of an image rotated by ``degrees`` on a canvas of the same size: each box becomes
-    the smallest upright box around its four rotated corners, clipped to the canvas, and is
-    dropped when nothing of it is left inside."""
+    """Boxes of an image rotated by ``degrees`` on a canvas of the same size: each box's four
+    corners are rotated, the quadrilateral is cut to the canvas, and the box becomes the
+    smallest upright box around what is left (dropped when nothing is). Cutting before taking
+    the bounds matters at the edges: corners that left the canvas would widen the box."""
     (a, b, c), (d, e, f) = rotation_matrix(degrees, width, height)
     moved = []
     for box in boxes:
         px = to_pixels(box, width, height)
         corners = [(px.x1, px.y1), (px.x2, px.y1), (px.x2, px.y2), (px.x1, px.y2)]
-        xs = [a * x + b * y + c for x, y in corners]
-        ys = [d * x + e * y + f for x, y in corners]
-        around = clip(Box(box.class_id, min(xs), min(ys), max(xs), max(ys)), width, height)
+        turned = [(a * x + b * y + c, d * x + e * y + f) for x, y in corners]
+        inside = clip_polygon(turned, width, height)
+        if not inside:
+            continue
+        xs, ys = [x for x, _ in inside], [y for _, y in inside]
+        around = Box(box.class_id, min(xs), min(ys), max(xs), max(ys))
         if around.x2 - around.x1 < MIN_SIDE_PX or around.y2 - around.y1 < MIN_SIDE_PX:
             continue
         moved.append(to_yolo(around, width, height))
     return moved
+
+
+Point = tuple[float, float]
+
+
+def clip_polygon(points: list[Point], width: float, height: float) -> list[Point]:
+    """The part of a convex polygon inside ``0 <= x <= width, 0 <= y <= height``
+    (Sutherland-Hodgman, one edge of the canvas at a time); empty when none is."""
+    edges = (
+        (lambda p: p[0] >= 0, lambda p, q: _at_x(p, q, 0.0)),
+        (lambda p: p[0] <= width, lambda p, q: _at_x(p, q, width)),
+        (lambda p: p[1] >= 0, lambda p, q: _at_y(p, q, 0.0)),
+        (lambda p: p[1] <= height, lambda p, q: _at_y(p, q, height)),
+    )
+    for inside, cross in edges:
+        if not points:
+            break
+        kept: list[Point] = []
+        for i, current in enumerate(points):
+            previous = points[i - 1]
+            if inside(current):
+                if not inside(previous):
+                    kept.append(cross(previous, current))
+                kept.append(current)
+            elif inside(previous):
+                kept.append(cross(previous, current))
+        points = kept
+    return points
+
+
+def _at_x(p: Point, q: Point, x: float) -> Point:
+    t = (x - p[0]) / (q[0] - p[0])
+    return x, p[1] + t * (q[1] - p[1])
+
+
+def _at_y(p: Point, q: Point, y: float) -> Point:
+    t = (y - p[1]) / (q[1] - p[1])
+    return p[0] + t * (q[0] - p[0]), y

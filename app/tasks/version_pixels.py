@@ -19,12 +19,12 @@ from app.domain.box_geometry import (
     boxes_in_tile,
     flip_horizontal,
     flip_vertical,
+    pixel_rotation_matrix,
     plan_resize,
     plan_tiles,
     resize_boxes,
     rotate90_clockwise,
     rotate_boxes,
-    rotation_matrix,
 )
 from app.domain.versions import AugmentationStep, Preprocessing
 
@@ -104,7 +104,7 @@ def augment(image: np.ndarray, boxes: list[YoloBox], step: AugmentationStep) -> 
         boxes = flip_vertical(boxes)
     if step.degrees:
         height, width = image.shape[:2]
-        matrix = np.array(rotation_matrix(step.degrees, width, height))
+        matrix = np.array(pixel_rotation_matrix(step.degrees, width, height))
         image = cv2.warpAffine(
             image,
             matrix,

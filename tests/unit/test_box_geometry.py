@@ -13,8 +13,10 @@ from app.domain.box_geometry import (
     ResizeMode,
     YoloBox,
     boxes_in_tile,
+    clip_polygon,
     flip_horizontal,
     flip_vertical,
+    pixel_rotation_matrix,
     plan_resize,
     plan_tiles,
     resize_boxes,
@@ -201,10 +203,25 @@ def test_flips_map_the_box_exactly_as_opencv_flips_the_pixels():
     assert_pixels(flipped, w, h, white_extent(cv2.flip(painted(w, h, (40, 20, 120, 60)), 0)))
 
 
-def test_the_rotation_matrix_is_opencvs():
-    ours = np.array(rotation_matrix(10, 640, 480))
-    theirs = cv2.getRotationMatrix2D((320, 240), 10, 1.0)
+def test_the_pixel_rotation_matrix_is_opencvs_about_the_centre_of_the_pixels():
+    ours = np.array(pixel_rotation_matrix(10, 640, 480))
+    theirs = cv2.getRotationMatrix2D((319.5, 239.5), 10, 1.0)
     assert ours == pytest.approx(theirs, abs=1e-12)
+    # On the continuous plane boxes use, the centre is (w / 2, h / 2): the same rotation.
+    (a, b, c), (d, e, f) = rotation_matrix(10, 640, 480)
+    assert (a * 320 + b * 240 + c, d * 320 + e * 240 + f) == pytest.approx((320, 240))
+
+
+def test_a_quarter_turn_by_warp_lands_exactly_on_the_rotated_box():
+    # Whole pixels map onto whole pixels at 90 degrees: the white pixels must fill the box
+    # exactly (half a pixel off would show as one pixel off here).
+    w = h = 200
+    box = yolo(0, 40, 20, 120, 60, w, h)
+    pixels = cv2.warpAffine(
+        painted(w, h, (40, 20, 120, 60)), np.array(pixel_rotation_matrix(90, w, h)), (w, h)
+    )
+    (moved,) = rotate_boxes([box], 90, w, h)
+    assert_pixels(moved, w, h, white_extent(pixels))
 
 
 def test_a_small_rotation_gives_a_box_around_the_rotated_corners():
@@ -213,7 +230,7 @@ def test_a_small_rotation_gives_a_box_around_the_rotated_corners():
     (rotated,) = rotate_boxes([yolo(3, x1, y1, x2, y2, w, h)], 10, w, h)
     around = to_pixels(rotated, w, h)
     corners = np.array([[[x1, y1], [x2, y1], [x2, y2], [x1, y2]]])
-    moved = cv2.transform(corners, cv2.getRotationMatrix2D((w / 2, h / 2), 10, 1.0))[0]
+    moved = cv2.transform(corners, np.array(rotation_matrix(10, w, h)))[0]
     for x, y in moved:
         assert around.x1 - 1e-9 <= x <= around.x2 + 1e-9
         assert around.y1 - 1e-9 <= y <= around.y2 + 1e-9
@@ -224,17 +241,42 @@ def test_a_small_rotation_gives_a_box_around_the_rotated_corners():
     assert around.y2 == pytest.approx(moved[:, 1].max())
     # The pixels rotated by OpenCV with the same matrix stay inside the box.
     pixels = cv2.warpAffine(
-        painted(w, h, (200, 150, 360, 270)), np.array(rotation_matrix(10, w, h)), (w, h)
+        painted(w, h, (200, 150, 360, 270)), np.array(pixel_rotation_matrix(10, w, h)), (w, h)
     )
     ex1, ey1, ex2, ey2 = white_extent(pixels)
     assert around.x1 - 1 <= ex1 and ex2 <= around.x2 + 1
     assert around.y1 - 1 <= ey1 and ey2 <= around.y2 + 1
 
 
-def test_a_rotated_box_is_clipped_to_the_canvas_and_dropped_when_outside():
-    w, h = 640, 480
-    (corner,) = rotate_boxes([yolo(0, 0, 0, 100, 100, w, h)], 10, w, h)
-    px = to_pixels(corner, w, h)
-    assert px.x1 >= 0 and px.y1 >= 0
+@pytest.mark.parametrize(
+    ("w", "h", "rect", "degrees"),
+    [
+        (640, 480, (0, 0, 100, 100), -20),  # a corner box: part of it turns off the canvas
+        (200, 100, (80, 0, 120, 20), 45),  # at the top edge
+        (640, 480, (500, 380, 640, 480), 15),
+    ],
+)
+def test_a_box_turned_partly_off_the_canvas_fits_what_is_left_of_it(w, h, rect, degrees):
+    (rotated,) = rotate_boxes([yolo(0, *rect, w, h)], degrees, w, h)
+    around = to_pixels(rotated, w, h)
+    pixels = cv2.warpAffine(
+        painted(w, h, rect), np.array(pixel_rotation_matrix(degrees, w, h)), (w, h)
+    )
+    ex1, ey1, ex2, ey2 = white_extent(pixels)
+    # Holds every pixel that stayed (1 px of interpolation) and no more than that: a box
+    # around corners that left the canvas would be far wider.
+    assert around.x1 - 1 <= ex1 and ex2 <= around.x2 + 1
+    assert around.y1 - 1 <= ey1 and ey2 <= around.y2 + 1
+    assert ex1 - around.x1 <= 1.5 and around.x2 - ex2 <= 1.5
+    assert ey1 - around.y1 <= 1.5 and around.y2 - ey2 <= 1.5
+
+
+def test_a_polygon_is_cut_to_the_canvas():
+    cut = clip_polygon([(-10, -10), (10, -10), (10, 10), (-10, 10)], 100, 100)
+    assert sorted(cut) == [(0, 0), (0, 10), (10, 0), (10, 10)]
+    assert clip_polygon([(200, 200), (210, 200), (210, 210)], 100, 100) == []
+
+
+def test_a_rotated_box_is_dropped_when_it_leaves_the_canvas():
     # On a flat canvas a box at the left end turns out below the bottom edge.
     assert rotate_boxes([yolo(0, 0, 90, 10, 110, 640, 200)], 30, 640, 200) == []
