@@ -81,6 +81,11 @@ def validate_version_name(name: object) -> str:
         raise Invalid("Give the version a name.")
     if len(name) > NAME_MAX:
         raise Invalid(f"A version name has at most {NAME_MAX} characters, not {len(name)}.")
+    if len(name.casefold()) > NAME_MAX:  # the unique key: "ß" folds to "ss"
+        raise Invalid(
+            f"A version name has at most {NAME_MAX} characters once its case is folded "
+            f"({name!r} folds to {len(name.casefold())})."
+        )
     if any(unicodedata.category(ch).startswith("C") for ch in name):
         raise Invalid("The version name contains a control character; use letters and digits.")
     if name.startswith(".") or any(ch in name for ch in "/\\ ") or ".." in name:
@@ -353,7 +358,7 @@ def map_classes(
             key = class_key(target)
             if key not in position:
                 position[key] = len(names)
-                names.append(target.strip())
+                names.append(" ".join(target.split()))  # as data.yaml and the counts spell it
             index_of[project][index] = position[key]
     if not names:
         raise Invalid("Every class is dropped: a version needs at least one class.")

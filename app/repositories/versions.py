@@ -226,6 +226,8 @@ class SqlVersionStore(VersionStore):
                     .order_by(Label.image_id, Label.id)
                 )
                 for image_id, class_id, x, y, w, h in labels:
+                    if class_id not in position:
+                        continue  # a class added after the classes were read: not in the mapping
                     boxes.setdefault(image_id, []).append(YoloBox(position[class_id], x, y, w, h))
             for row in rows:
                 kept = boxes.get(row.id, [])

@@ -18,6 +18,7 @@ from app.domain.errors import Invalid, NotFound
 from app.domain.models import SessionInfo, SessionSource, SessionStatus, TaskInfo
 from app.domain.stores import Stores
 from app.services.imports import server_folder
+from app.services.system import ensure_disk_room
 
 KIND = "capture_folder"
 
@@ -31,6 +32,7 @@ async def start_folder_capture(
     if await stores.dataset.get(project) is None:
         raise NotFound(f"There is no project named {project!r}.")
     folder = await asyncio.to_thread(server_folder, settings.folder, roots)
+    await ensure_disk_room(stores, outcome="No session was opened.")
     chosen = replace(settings, folder=str(folder))
     session = await stores.session.create(project, SessionSource.FOLDER, chosen.to_dict())
     params = {"session": session.id, "settings": chosen.to_dict()}

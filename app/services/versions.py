@@ -185,13 +185,20 @@ async def ready_versions(stores: Stores) -> list[VersionInfo]:
 
 
 async def trainings_using(stores: Stores, name: str) -> list[int]:
-    """Queued or running trainings that will read the version."""
-    tasks = await stores.task.list(kinds=[TRAINING_KIND], limit=200)
-    return [
-        t.id
-        for t in tasks
-        if not t.finished and str(t.params.get(VERSION_PARAM, "")).casefold() == name.casefold()
-    ]
+    """Queued or running trainings that will read the version (every training looked at:
+    an old queued one counts as much as a new one)."""
+    using: list[int] = []
+    before: int | None = None
+    while True:
+        page = await stores.task.list(kinds=[TRAINING_KIND], limit=200, before_id=before)
+        using += [
+            t.id
+            for t in page
+            if not t.finished and str(t.params.get(VERSION_PARAM, "")).casefold() == name.casefold()
+        ]
+        if len(page) < 200:
+            return using
+        before = page[-1].id
 
 
 async def delete_version(stores: Stores, name: str) -> None:
@@ -224,7 +231,9 @@ def zip_chunks(folder: Path, prefix: str = "") -> Iterator[bytes]:
     """The version's folder as a zip, made as it is sent: ``data.yaml``, ``images/<split>/``,
     ``labels/<split>/``; stored, not deflated (JPEG and PNG do not shrink)."""
     buffer = _Chunks()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(
+        buffer, "w", compression=zipfile.ZIP_STORED, strict_timestamps=False
+    ) as archive:
         for path in sorted(folder.rglob("*")):
             if path.is_file() and not path.is_symlink():
                 archive.write(path, prefix + path.relative_to(folder).as_posix())

@@ -60,21 +60,26 @@ class VersionCounts:
 
 
 def transforms_pixels(recipe: Recipe, image: SourceImage) -> bool:
-    """Whether the original file cannot stand for the image: resized, tiled (when larger than
-    a tile), or turned upright from its EXIF orientation. Augmented copies are always new."""
+    """Whether the original file cannot stand for the image: resized, cut into tiles (larger
+    than a tile), or turned upright from its EXIF orientation. Augmented copies are always
+    new."""
     pre = recipe.preprocessing
-    if pre.resize is not None or pre.tile is not None:
+    if pre.resize is not None:
         return True
-    return pre.auto_orient and _exif_orientation(image.path) not in (None, 1)
+    size, orientation = _header(image.path)
+    if pre.tile is not None and (size is None or max(size) > pre.tile):
+        return True
+    return pre.auto_orient and orientation not in (None, 1)
 
 
-def _exif_orientation(path: Path) -> int | None:
+def _header(path: Path) -> tuple[tuple[int, int] | None, int | None]:
+    """The image's size and EXIF orientation from its header (no pixels decoded)."""
     try:
         with PILImage.open(path) as header:
             value = header.getexif().get(EXIF_ORIENTATION)
+            return header.size, value if isinstance(value, int) else None
     except (PILImage.UnidentifiedImageError, OSError, ValueError):
-        return None
-    return value if isinstance(value, int) else None
+        return None, None
 
 
 def version_split(recipe: Recipe, image: SourceImage) -> str:

@@ -71,7 +71,18 @@ async def _build(
     images = [_mapped(i, mapping.index_of[g.project]) for g in gathered for i in g.images]
     left_out = {g.project: g.left_out for g in gathered}
     folder = await stores.version.building_folder(name)
-    counts = await build_folder(folder, mapping.names, images, len(images), recipe, ctx.progress)
+
+    async def progress(fraction: float, message: str) -> None:
+        # Augmented copies can write many times the sources: stop at the reserve, not at a
+        # full disk (statvfs every few images is cheap).
+        refusal = await asyncio.to_thread(
+            disk_refusal, stores.data_dir, stores.disk_reserve, outcome="The version stopped."
+        )
+        if refusal is not None:
+            raise refusal
+        await ctx.progress(fraction, message)
+
+    counts = await build_folder(folder, mapping.names, images, len(images), recipe, progress)
     summary = {**counts.to_dict(), "unlabelled_left_out": left_out}
     await ctx.progress(1.0, "putting the version in place")
     ready = await stores.version.finish(name, mapping.names, summary)

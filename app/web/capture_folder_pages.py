@@ -20,6 +20,7 @@ from app.web.deps import StoresDep
 from app.web.render import redirect
 from app.web.schemas import TaskOut
 from app.web.session_pages import SessionId, SessionOut, SessionStartedOut
+from app.web.system_pages import DISK_FULL
 
 router = APIRouter(dependencies=[Depends(require_csrf)], include_in_schema=False)
 api_router = APIRouter(prefix="/api/v1", tags=["sessions"], dependencies=[Depends(require_csrf)])
@@ -86,7 +87,10 @@ async def end_folder(request: Request, session_id: SessionId, stores: StoresDep)
 
 
 @api_router.post(
-    "/projects/{name}/sessions/folder", response_model=SessionStartedOut, status_code=202
+    "/projects/{name}/sessions/folder",
+    response_model=SessionStartedOut,
+    status_code=202,
+    responses=DISK_FULL,
 )
 async def api_start_folder(
     request: Request, name: str, body: FolderCaptureIn, stores: StoresDep

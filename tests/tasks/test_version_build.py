@@ -177,3 +177,11 @@ def test_names_that_meet_get_a_number_and_never_touch_a_projects_files(tmp_path:
     assert counts["images"] == {"train": 2, "val": 3, "test": 2}
     labels = sorted(p.name for p in (tmp_path / "v/labels").rglob("*.txt"))
     assert len(labels) == 7
+
+
+def test_an_image_no_larger_than_a_tile_is_linked_not_encoded_again(tmp_path: Path):
+    sources = make_sources(tmp_path / "src")[2:3]  # 400x300, val
+    counts = build(tmp_path / "v", sources, {"preprocessing": {"tile": 640}})
+    assert counts["linked"] == 1 and counts["written"] == 0
+    linked = tmp_path / "v/images/val/cars__img2.jpg"
+    assert linked.stat().st_ino == sources[0].path.stat().st_ino

@@ -15,6 +15,7 @@ from app.domain.versions import (
     plan_augmentation,
     unmatched_classes,
     validate_recipe,
+    validate_version_name,
 )
 
 FULL = {
@@ -137,3 +138,15 @@ def test_choices_merge_rename_and_drop_classes():
 def test_impossible_choices_are_refused(choices, message):
     with pytest.raises(Invalid, match=message):
         map_classes({"a": ["Car"], "b": ["car "]}, choices)
+
+
+def test_a_merged_class_is_spelled_as_data_yaml_and_the_counts_spell_it():
+    mapping = map_classes({"a": ["big  car"], "b": ["Big Car "]})
+    assert mapping.names == ["big car"]
+    assert mapping.index_of == {"a": {0: 0}, "b": {0: 0}}
+
+
+def test_a_version_name_must_fit_its_key_once_case_is_folded():
+    assert validate_version_name("ß" * 32) == "ß" * 32
+    with pytest.raises(Invalid, match="once its case is folded"):
+        validate_version_name("ß" * 40)  # 40 characters, 80 folded

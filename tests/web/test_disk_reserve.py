@@ -217,6 +217,7 @@ async def test_the_openapi_document_declares_507_on_every_guarded_operation(
         ("/api/v1/projects/{name}/models", "post"),
         ("/api/v1/projects/{name}/sessions/video", "post"),
         ("/api/v1/sessions/{session_id}/frames", "post"),
+        ("/api/v1/projects/{name}/sessions/folder", "post"),
     ]
     for path, method in guarded:
         entry = document["paths"][path][method]["responses"]["507"]
@@ -283,3 +284,25 @@ async def test_a_video_over_the_reserve_is_refused_before_it_is_staged(
     assert await snapshot(stores, settings.data_dir) == before
     assert files_under(capture_service.staging_folder(stores)) == []
     assert await stores.session.list(PROJECT) == []
+
+
+async def test_a_folder_session_over_the_reserve_is_refused_and_opens_nothing(
+    settings: Settings, reserve_mb: int, tmp_path: Path
+) -> None:
+    roots = tmp_path / "camera-drops"
+    roots.mkdir()
+    update = {"disk_reserve_mb": reserve_mb, "import_roots": [roots]}
+    application = create_app(settings.model_copy(update=update))
+    async with LifespanManager(application):
+        stores: Stores = application.state.stores
+        await stores.dataset.create(PROJECT, ["cat"])
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            client = await arm_csrf(http)
+            response = await client.post(
+                f"/api/v1/projects/{PROJECT}/sessions/folder", json={"folder": str(roots)}
+            )
+        assert response.status_code == 507, response.text
+        assert_names_reserve_and_free(response.json()["detail"], settings.data_dir, reserve_mb)
+        assert await stores.session.list(PROJECT) == []
+        assert await stores.task.list() == []
