@@ -32,6 +32,10 @@ MAX_DEVICE_INDEX = 63
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
 RING_FRAMES = 64  # recent frames kept in memory: ~2 s at 30 fps, what a capture picks from
+# ... and at most this many bytes of them (64 frames are 400 MB at 1080p, 1.6 GB at 4K): ~21
+# frames at 1080p, 5 at 4K; never fewer than RING_MIN_FRAMES.
+RING_BYTES = 128 * 1024**2
+RING_MIN_FRAMES = 2
 DEFAULT_LIVE_RATE = 2.0  # inferences per second at most
 MAX_LIVE_RATE = 30.0
 DEFAULT_LIVE_IMGSZ = 320
@@ -129,16 +133,23 @@ def _allowed_words(allowed: set[str]) -> str:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``, for pages and logs."""
+    """``url`` with its password (if any) and every query value replaced by ``***`` (the keys
+    stay), for pages, logs, the API and ``status.json``: cameras take tokens and passwords in
+    the query string too (``?user=admin&password=…``, ``?token=…``)."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return url
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    if parts.query:
+        fields = (field.partition("=") for field in parts.query.split("&"))
+        parts = parts._replace(
+            query="&".join(f"{key}=***" if sep else key for key, sep, _ in fields)
+        )
+    return urlunsplit(parts)
 
 
 def backoff_s(attempt: int) -> float:
@@ -277,22 +288,42 @@ class RingFrame(Generic[T]):
 
 
 class FrameRing(Generic[T]):
-    """The last ``capacity`` frames a reader pushed, oldest first; safe across threads (the
-    reader pushes, the task picks)."""
+    """The last ``capacity`` frames a reader pushed, oldest first, holding at most
+    ``max_bytes`` of them (a frame's size is its ``nbytes``; the newest ``RING_MIN_FRAMES``
+    stay whatever their size); safe across threads (the reader pushes, the task picks)."""
 
-    def __init__(self, capacity: int = RING_FRAMES) -> None:
+    def __init__(self, capacity: int = RING_FRAMES, *, max_bytes: int = RING_BYTES) -> None:
         if capacity < 1:
             raise ValueError("A ring holds at least one frame.")
-        self._frames: deque[RingFrame[T]] = deque(maxlen=capacity)
+        self.capacity = capacity
+        self.max_bytes = max_bytes
+        self._frames: deque[RingFrame[T]] = deque()
+        self._sizes: deque[int] = deque()
+        self._bytes = 0
         self._lock = threading.Lock()
         self._seq = 0
 
     def push(self, frame: T, at: float) -> int:
-        """Keep ``frame`` (the oldest drops out when full); its number."""
+        """Keep ``frame`` (the oldest drop out past the capacity or the bytes); its number."""
+        size = int(getattr(frame, "nbytes", 0))
         with self._lock:
             self._seq += 1
             self._frames.append(RingFrame(self._seq, at, frame))
+            self._sizes.append(size)
+            self._bytes += size
+            keep = min(self.capacity, RING_MIN_FRAMES)
+            while len(self._frames) > self.capacity or (
+                self._bytes > self.max_bytes and len(self._frames) > keep
+            ):
+                self._frames.popleft()
+                self._bytes -= self._sizes.popleft()
             return self._seq
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the frames held."""
+        with self._lock:
+            return self._bytes
 
     def __len__(self) -> int:
         with self._lock:
@@ -351,22 +382,26 @@ class RateGate:
 
 
 class FpsMeter:
-    """Frames a second over the last ``window`` seconds of ``tick`` times."""
+    """Frames a second over the last ``window`` seconds of ``tick`` times; safe across threads
+    (the reader ticks, the job reads the rate)."""
 
     def __init__(self, window: float = 2.0) -> None:
         self.window = window
         self._ticks: deque[float] = deque()
+        self._lock = threading.Lock()
 
     def tick(self, now: float) -> None:
-        self._ticks.append(now)
-        self._trim(now)
+        with self._lock:
+            self._ticks.append(now)
+            self._trim(now)
 
     def rate(self, now: float) -> float:
-        self._trim(now)
-        if len(self._ticks) < 2:
-            return 0.0
-        span = now - self._ticks[0]
-        return (len(self._ticks) - 1) / span if span > 0 else 0.0
+        with self._lock:
+            self._trim(now)
+            if len(self._ticks) < 2:
+                return 0.0
+            span = now - self._ticks[0]
+            return (len(self._ticks) - 1) / span if span > 0 else 0.0
 
     def _trim(self, now: float) -> None:
         while self._ticks and self._ticks[0] < now - self.window:

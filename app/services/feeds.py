@@ -35,6 +35,7 @@ from app.domain.feeds import FeedSettings, check_source, page_state, redact_url
 from app.domain.models import ImageInfo, SessionInfo, SessionSource, SessionStatus, TaskInfo
 from app.domain.stores import Stores
 from app.services.session_settle import session_with_task
+from app.services.system import ensure_disk_room
 from app.services.webcam import recent_frames
 
 KIND = "capture_stream"
@@ -100,10 +101,12 @@ async def start_feed_capture(
 ) -> tuple[SessionInfo, TaskInfo]:
     """Open a stream session in ``project`` and queue the task that reads it. ``NotFound``
     (project), ``Forbidden`` (a scheme or camera the admin does not allow in ``schemes``),
-    ``Invalid`` (no URL; live view without an active model); nothing is created then."""
+    ``Invalid`` (no URL; live view without an active model), ``InsufficientStorage`` (507:
+    the disk is within its reserve); nothing is created then."""
     source = check_source(settings.source, schemes)
     if await stores.dataset.get(project) is None:
         raise NotFound(f"There is no project named {project!r}.")
+    await ensure_disk_room(stores, outcome="The stream session was not started.")
     model_line = ""
     if settings.live:
         model = await stores.model.get_active(dataset=project)

@@ -14,7 +14,9 @@ asked, never skipped as a near-duplicate); the interval (the newest frame, skipp
 session's threshold of the last kept one, like a video's); the live view (the active model on
 the newest frame at most ``live_rate`` times a second, in a thread, its boxes drawn with OpenCV
 into ``live.jpg``; a frame captured then keeps the model's boxes as pending suggestions, mapped
-to the project's classes by name as auto-labelling does); and the session (ended by a person?).
+to the project's classes by name as auto-labelling does; an inference that fails, CUDA out of
+memory say, turns the live view off and the feed goes on capturing); and the session (ended by
+a person?).
 It publishes ``camera.jpg`` and ``status.json`` a few times a second (see ``app.services.feeds``).
 torch and Ultralytics are imported here only when the live view is on.
 """
@@ -75,7 +77,7 @@ log = logging.getLogger(__name__)
 
 KIND = "capture_stream"
 POLL_S = 0.1
-LIVE_WAIT_S = 0.01  # how soon the live view looks again for the camera's next frame
+LIVE_WAIT_S = 0.01  # the soonest the live view looks again for the camera's next frame
 PREVIEW_RATE = 10.0  # camera.jpg rewrites a second at most
 STATUS_RATE = 4.0  # status.json rewrites a second at most
 SESSION_CHECK_S = 0.5  # how often the session's row is read (ended by a person?)
@@ -343,6 +345,8 @@ class Feed:
         self.preview_gate = RateGate(PREVIEW_RATE)
         self.status_gate = RateGate(STATUS_RATE)
         self.session_gate = RateGate(1 / SESSION_CHECK_S)
+        # Capture requests are listed every poll, even while the live view looks more often.
+        self.chores_gate = RateGate(1 / (POLL_S * 0.9))
         self.progress_gate = RateGate(1 / PROGRESS_S)
         every = settings.every_seconds
         self.interval_gate = RateGate(1 / every) if every else None
@@ -370,7 +374,8 @@ class Feed:
                     return "the session was ended"
                 self.ctx.check_cancelled()
                 await self._step_live(now)
-                await self._take_requests()
+                if self.chores_gate.take(now):  # the live view may look more often than this
+                    await self._take_requests()
                 await self._take_interval(now)
                 await self._publish(now)
                 if self.progress_gate.take(now):
@@ -385,12 +390,20 @@ class Feed:
                 elif self.live.model is not None and self.state == FeedState.LIVE:
                     # The live view waits for its rate or for the camera's next frame: a whole
                     # poll here held it to ~8 inferences a second on a 25 fps stream.
-                    gate = self.live_gate.wait_s(time.monotonic())
-                    await asyncio.sleep(min(POLL_S, max(LIVE_WAIT_S, gate)))
+                    await asyncio.sleep(self._live_wait_s(time.monotonic()))
                 else:
                     await asyncio.sleep(POLL_S)
         finally:
             await self._close()
+
+    def _live_wait_s(self, now: float) -> float:
+        """How long the live view waits before it looks again: until its rate allows the next
+        inference, and at least half the camera's frame interval (it looks twice a frame, so
+        it takes each one, without spinning every 10 ms on a 1 fps or stalled camera); within
+        ``LIVE_WAIT_S`` and ``POLL_S``."""
+        fps = self.reader.fps.rate(now)
+        half_frame = 0.5 / fps if fps > 0 else POLL_S
+        return min(POLL_S, max(LIVE_WAIT_S, self.live_gate.wait_s(now), half_frame))
 
     async def _close(self) -> None:
         self.reader.stop()
@@ -533,9 +546,12 @@ class Feed:
             )
         else:
             self.last_kept = image.phash
-            if self.live.model is not None:
+            live_on = self.live.model is not None
+            if live_on:
                 suggested = await self._suggest(picked, image)
             boxes = f"; {suggested} model boxes as pending suggestions" if self.live.model else ""
+            if live_on and self.live.model is None:
+                boxes = "; no suggestions (the live view stopped)"
             message = f"Frame {number} ({mode}): kept as {image.filename} in {image.split}{boxes}."
         step = dict.fromkeys(COUNTS, 0)
         step["frames_seen"] = 1
@@ -561,7 +577,11 @@ class Feed:
         if self.live.seq == picked.seq and self.live.running is None:
             rows = list(self._last_predictions)
         else:
-            rows = await asyncio.to_thread(model.predict, picked.frame)
+            try:
+                rows = await asyncio.to_thread(model.predict, picked.frame)
+            except Exception as error:  # the frame stays, without suggestions
+                self._stop_live(error)
+                return 0
         unmatched: Counter[str] = Counter()
         mapped = to_project(rows, self.live.mapping, image, unmatched, model.names)
         counts = await self.stores.label.replace_suggestions(
@@ -592,6 +612,18 @@ class Feed:
 
     async def _step_live(self, now: float) -> None:
         live = self.live
+        if live.running is not None and live.running.done():
+            done, live.running = live.running, None
+            try:
+                picked, rows, seconds = done.result()
+            except Exception as error:  # CUDA out of memory, a driver error: captures go on
+                self._stop_live(error)
+            else:
+                if live.on and live.model is not None:
+                    await asyncio.to_thread(self._publish_live, picked, rows)
+                    live.inferences += 1
+                    live.inference_ms = round(seconds * 1000, 1)
+                    live.fps.tick(now)
         if not live.on:
             return
         if live.loading is not None and live.loading.done():
@@ -613,13 +645,6 @@ class Feed:
             self._pending_lines.append(f"Live view on with model {live.model_name}{missing}.")
         if live.model is None:
             return
-        if live.running is not None and live.running.done():
-            done, live.running = live.running, None
-            picked, rows, seconds = done.result()
-            await asyncio.to_thread(self._publish_live, picked, rows)
-            live.inferences += 1
-            live.inference_ms = round(seconds * 1000, 1)
-            live.fps.tick(now)
         latest = self.ring.latest()
         if (
             live.running is None
@@ -630,6 +655,25 @@ class Feed:
         ):
             live.seq = latest.seq
             live.running = asyncio.create_task(asyncio.to_thread(_timed, live.model, latest))
+
+    def _stop_live(self, error: Exception) -> None:
+        """The model failed on a frame: the live view goes off (its model let go, which frees
+        its memory), the feed goes on capturing frames without suggestions."""
+        live = self.live
+        if live.model is None:
+            return  # stopped already (a capture's inference and the live one both failed)
+        log.warning("the live view of session %s stopped", self.session_id, exc_info=error)
+        lines = str(error).strip().splitlines()
+        said = (lines[0] if lines else type(error).__name__)[:200]  # CUDA's run to many lines
+        live.on = False
+        live.model = None
+        live.boxes = []
+        live.state = f"stopped: {said}"
+        self._last_predictions = []
+        self._pending_lines.append(
+            f"The live view stopped: the model failed on a frame ({said}); the feed goes on "
+            "capturing, without suggestions."
+        )
 
     def _publish_live(self, picked: RingFrame[np.ndarray], rows: list[Prediction]) -> None:
         live = self.live

@@ -1,18 +1,24 @@
 """The feed's reader thread with a fake capture: it retries an unreachable stream on the
 back-off schedule, reports a loss and the reconnect with how many tries it took, fills the ring,
 and releases every capture it opened (the last one when stopped while reading, and when a read
-raises)."""
+raises). The feed job's live view with a fake model: a failed inference (CUDA out of memory)
+turns the live view off and the feed goes on capturing; the live view waits about half a camera
+frame between looks."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
 
 import numpy as np
 
-from app.domain.feeds import FeedSource, FrameRing
-from app.tasks.feed import Reader, ReaderEvent
+from app.domain.capture import FrameMode
+from app.domain.feeds import FeedSettings, FeedSource, FeedState, FrameRing
+from app.domain.models import SessionSource
+from app.domain.stores import Stores
+from app.tasks.feed import LIVE_WAIT_S, POLL_S, Feed, Reader, ReaderEvent
 
 
 class FakeCapture:
@@ -122,3 +128,96 @@ def test_the_ring_holds_the_newest_frames() -> None:
     assert ring.pushed == 10 and len(ring) == 4
     latest = ring.latest()
     assert latest is not None and latest.seq == 10
+
+
+class FailingModel:
+    """A live model whose every prediction fails as a GPU out of memory does."""
+
+    name = "broken"
+    names = {0: "thing"}
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def predict(self, frame: np.ndarray) -> list[Any]:
+        self.calls += 1
+        raise RuntimeError("CUDA out of memory")
+
+
+async def live_feed(stores: Stores) -> tuple[Feed, FailingModel]:
+    """A feed job whose live view runs ``FailingModel``, its stream live with one frame."""
+    await stores.dataset.create("cam", ["thing"])
+    settings = FeedSettings(source="http://cam/x", live=True, live_rate=30)
+    session = await stores.session.create("cam", SessionSource.STREAM, settings.to_dict())
+    feed = Feed(None, stores, "cam", session.id, settings, FeedSource(url="http://cam/x"))  # type: ignore[arg-type]
+    await asyncio.to_thread(feed._prepare_folder)
+    model = FailingModel()
+    feed.live.model = model  # type: ignore[assignment]
+    feed.live.state = "ready"
+    feed.state = FeedState.LIVE
+    frame = np.random.default_rng(3).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+    feed.ring.push(frame, time.time())
+    return feed, model
+
+
+async def test_a_failed_inference_turns_the_live_view_off_and_the_feed_goes_on_capturing(
+    stores: Stores,
+) -> None:
+    feed, model = await live_feed(stores)
+    await feed._step_live(time.monotonic())
+    running = feed.live.running
+    assert running is not None
+    await asyncio.wait([running], timeout=5)
+
+    await feed._step_live(time.monotonic())  # raised out of the job before
+
+    assert model.calls == 1 and feed.live.running is None
+    assert not feed.live.on and feed.live.model is None
+    assert feed.live.state == "stopped: CUDA out of memory"
+    assert any(line.startswith("The live view stopped") for line in feed._pending_lines)
+    latest = feed.ring.latest()
+    assert latest is not None
+    result = await feed._capture(latest, FrameMode.MANUAL)
+    assert result["outcome"] == "kept" and result["suggestions"] == 0, result
+    assert model.calls == 1
+    feed._write_status()
+    assert feed.live.state in (feed.folder / "status.json").read_text()
+
+
+async def test_a_capture_whose_inference_fails_is_kept_without_suggestions(
+    stores: Stores,
+) -> None:
+    feed, model = await live_feed(stores)
+    latest = feed.ring.latest()
+    assert latest is not None
+
+    result = await feed._capture(latest, FrameMode.MANUAL)  # raised out of the job before
+
+    assert result["outcome"] == "kept" and result["suggestions"] == 0, result
+    assert "the live view stopped" in result["message"]
+    assert model.calls == 1 and not feed.live.on and feed.live.model is None
+    assert feed.live.state == "stopped: CUDA out of memory"
+    await feed._step_live(time.monotonic())
+    assert feed.live.running is None  # off: no inference starts
+
+
+def test_the_live_view_looks_about_twice_a_camera_frame_not_every_ten_ms(
+    tmp_path: Any,
+) -> None:
+    class Folder:
+        data_dir = tmp_path
+
+    settings = FeedSettings(source="http://cam/x", live=True, live_rate=30)
+    feed = Feed(None, Folder(), "cam", 1, settings, FeedSource(url="http://cam/x"))  # type: ignore[arg-type]
+    now = 1000.0
+    assert feed._live_wait_s(now) == POLL_S  # no frame yet: a stalled stream
+    for tick in range(5):  # a 1 fps camera
+        feed.reader.fps.tick(now - 4 + tick)
+    assert feed._live_wait_s(now) == POLL_S
+    feed = Feed(None, Folder(), "cam", 1, settings, FeedSource(url="http://cam/x"))  # type: ignore[arg-type]
+    for tick in range(50):  # 25 fps
+        feed.reader.fps.tick(now - 2 + (tick + 1) * 0.04)
+    assert abs(feed._live_wait_s(now) - 0.02) < 0.002
+    for tick in range(200):  # 100 fps: no faster than LIVE_WAIT_S
+        feed.reader.fps.tick(now + tick * 0.01)
+    assert feed._live_wait_s(now + 2) == LIVE_WAIT_S

@@ -4,12 +4,14 @@ page shows, and URLs shown without their password."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from app.domain.errors import Forbidden, Invalid
 from app.domain.feeds import (
     BACKOFF_MAX_S,
     DEFAULT_FEED_SCHEMES,
+    RING_BYTES,
     FeedSettings,
     FeedSource,
     FpsMeter,
@@ -181,6 +183,32 @@ def test_a_url_is_shown_without_its_password() -> None:
     assert redact_url("http://cam/v.mjpg") == "http://cam/v.mjpg"
     assert "s3cret" not in FeedSource(url="rtsp://u:s3cret@cam/").describe()
     assert FeedSource(device=0).describe() == "camera 0 of the server"
+
+
+def test_a_url_is_shown_without_the_values_of_its_query_string() -> None:
+    assert (
+        redact_url("rtsp://cam.local/live?user=admin&password=s3cret&channel=1&audio")
+        == "rtsp://cam.local/live?user=***&password=***&channel=***&audio"
+    )
+    assert (
+        redact_url("https://u:pw@cam/mjpg?token=abc%20def#top")
+        == "https://u:***@cam/mjpg?token=***#top"
+    )
+    assert "abc" not in FeedSource(url="http://cam/v.mjpg?token=abc").describe()
+
+
+def test_the_ring_holds_at_most_its_bytes_of_frames_but_always_two() -> None:
+    frame = np.zeros((1080, 1920, 3), np.uint8)  # 6.2 MB
+    ring: FrameRing[np.ndarray] = FrameRing(64, max_bytes=8 * frame.nbytes)
+    for index in range(20):
+        ring.push(frame.copy(), float(index))
+    assert len(ring) == 8 and ring.nbytes == 8 * frame.nbytes and ring.pushed == 20
+    assert [ring.nearest(float(t)).seq for t in (0, 19)] == [13, 20]  # type: ignore[union-attr]
+    assert FrameRing().max_bytes == RING_BYTES <= 128 * 1024**2
+    huge: FrameRing[np.ndarray] = FrameRing(64, max_bytes=frame.nbytes // 2)
+    for index in range(5):
+        huge.push(frame, float(index))
+    assert len(huge) == 2  # a frame bigger than the budget: still the newest two
 
 
 def test_captured_frames_are_named_after_the_session_and_their_number() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -146,6 +147,20 @@ async def test_a_camera_of_the_server_opens_when_the_admin_allows_devices(
             assert http_url.status_code == 403
             page = parse((await http.get(f"/sessions/{ok.json()['session']['id']}/feed")).text)
             assert page.find("code", **{"class": "feed-source"}).text() == "camera 0 of the server"
+
+
+async def test_a_stream_session_is_refused_with_507_when_the_disk_is_within_its_reserve(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    figures = os.statvfs(settings.data_dir)
+    stores_of(app).disk_reserve = figures.f_bavail * figures.f_frsize + 10**12  # 1 TB above
+    api = await start(client)
+    assert api.status_code == 507, api.text
+    assert "The stream session was not started." in api.json()["detail"]
+    form = await client.post("/projects/cam/sessions/stream", data={"source": URL})
+    assert form.status_code == 507
+    assert await stores_of(app).session.list("cam") == []
+    assert await stores_of(app).task.list(dataset="cam") == []
 
 
 async def test_the_live_view_needs_an_active_model(app: FastAPI, client: httpx.AsyncClient) -> None:
