@@ -59,9 +59,12 @@ class Settings(BaseSettings):
     public_url: str = Field(
         "", description="The address people reach ydc at, for links in webhooks; default host:port."
     )
-    webhook_attempts: int = Field(5, ge=1, le=50, description="Attempts of one webhook delivery.")
+    webhook_attempts: int = Field(8, ge=1, le=50, description="Attempts of one webhook delivery.")
     webhook_backoff_s: float = Field(
-        1.0, gt=0, le=3600, description="Wait after a webhook's first failed attempt; doubles."
+        10.0,
+        gt=0,
+        le=3600,
+        description="Wait after a webhook's first failed attempt; doubles, each wait at most 1 h.",
     )
     webhook_timeout_s: float = Field(10.0, gt=0, le=300, description="Time limit of one attempt.")
     notify_poll_s: float = Field(5.0, gt=0, le=600, description="How often pages ask for ends.")

@@ -9,7 +9,8 @@ machines, and a stamp is taken before the commit).
 A project with a webhook gets, in that same transaction, a delivery row: the end is never lost
 between the task's commit and the POST. A sender loop claims due deliveries (a lease, so one
 sender sends each), POSTs the JSON body signed with the project's secret, and records the
-attempt; a failure is tried again after a back-off that doubles, until the attempts run out.
+attempt; a failure is tried again after a back-off that doubles (each wait at most
+``RETRY_MAX_S``), until the attempts run out.
 
 Signature: ``X-Ydc-Signature: sha256=<hex>``, the HMAC-SHA256 with the secret of
 ``<X-Ydc-Timestamp>.<raw body>``; the timestamp (whole seconds) is in the signed material so a
@@ -42,6 +43,8 @@ URL_MAX = 2000
 TOLERANCE_S = 300
 SUMMARY_KEYS = 20
 SUMMARY_TEXT = 200
+# The longest wait between two attempts, however many there are and whatever the base.
+RETRY_MAX_S = 3600.0
 
 
 class DeliveryState(StrEnum):
@@ -124,8 +127,9 @@ class TaskEnded:
 
 
 def validate_webhook_url(url: str) -> str:
-    """The URL, trimmed, if it is an absolute ``http``/``https`` URL with a host; ``Invalid``
-    (a 422 with the reason) otherwise."""
+    """The URL, trimmed, if it is an absolute ``http``/``https`` URL with a host, in ASCII and
+    without user info; ``Invalid`` (a 422 with the reason) otherwise. Non-ASCII URLs are refused,
+    not encoded: the admin writes the exact bytes that will be sent."""
     text = url.strip()
     if not text:
         raise Invalid("Give the webhook's URL (http:// or https://).")
@@ -133,6 +137,11 @@ def validate_webhook_url(url: str) -> str:
         raise Invalid(f"The URL is {len(text)} characters long; at most {URL_MAX} are allowed.")
     if any(c.isspace() or ord(c) < 32 for c in text):
         raise Invalid("The URL must not contain spaces or control characters.")
+    if not text.isascii():
+        raise Invalid(
+            "The URL must be plain ASCII: percent-encode other characters of the path "
+            "(%C3%B6 for ö) and write an international host name in its xn-- form."
+        )
     try:
         parts = urlsplit(text)
         port = parts.port  # raises ValueError for a port that is not a number in range
@@ -143,6 +152,12 @@ def validate_webhook_url(url: str) -> str:
         raise Invalid(f"A webhook URL must start with http:// or https:// (it has {shown}).")
     if not parts.hostname:
         raise Invalid("The URL has no host name.")
+    if "@" in parts.netloc:
+        raise Invalid(
+            "A webhook URL cannot carry a user name or password (user:pass@host): they would "
+            "not be sent. Put a token in the path or query instead; the signature proves the "
+            "sender."
+        )
     if port == 0:
         raise Invalid("The URL's port must be between 1 and 65535.")
     if parts.fragment:
@@ -183,13 +198,15 @@ def verify_signature(
         return False
     if abs(now - stamp) > tolerance_s:
         return False
-    return hmac.compare_digest(signature(secret, stamp, body), header)
+    # Bytes, not str: compare_digest refuses a str with non-ASCII characters (a TypeError).
+    return hmac.compare_digest(signature(secret, stamp, body).encode(), header.encode())
 
 
 def retry_delay(attempts: int, base_s: float) -> float:
     """How long to wait after the ``attempts``-th failed attempt: ``base_s`` doubled each
-    time (1 s, 2 s, 4 s, … with a base of 1 s)."""
-    return base_s * 2 ** max(0, attempts - 1)
+    time (10 s, 20 s, 40 s, … with a base of 10 s), at most ``RETRY_MAX_S``."""
+    doublings = min(max(0, attempts - 1), 64)  # 2**64 times any base is past the cap
+    return min(base_s * 2.0**doublings, RETRY_MAX_S)
 
 
 def backoff_schedule(max_attempts: int, base_s: float) -> list[float]:

@@ -4,15 +4,21 @@ and sending the due deliveries (``deliver_due``, which the sender loop calls).
 Sending: a claimed delivery's body is built once (its first attempt) from the ended task and
 kept, so every retry sends the same bytes; each attempt signs them with a fresh timestamp. One
 attempt is one POST with a time limit that follows no redirect (a 3xx is a failure that names
-where it pointed); a 2xx answer delivers it.
+where it pointed); a 2xx answer delivers it. Whatever goes wrong, an attempt is recorded (a
+delivery is never left ``sending`` to be claimed again and again without a count). The POSTs
+block, so they run on the executor the sender owns, never the default pool that the server's
+other ``to_thread`` work shares; a round claims no more deliveries than that executor has
+threads, so every attempt starts at once and ends within its claim.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http.client
+import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -34,16 +40,21 @@ from app.services.projects import get_project
 
 ERROR_MAX = 500
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class SendPolicy:
-    """How deliveries are sent: attempts, first back-off (doubling), time limit per attempt,
-    and the base of the task links in bodies."""
+    """How deliveries are sent: attempts, first back-off (doubling, each wait capped at an
+    hour), time limit per attempt, the base of the task links in bodies, and how many POSTs run
+    at once (the sender's threads; also the most one round claims). The defaults retry for
+    about 21 minutes (10, 20, 40 … 640 s), long enough for a receiver to restart."""
 
-    attempts: int = 5
-    backoff_s: float = 1.0
+    attempts: int = 8
+    backoff_s: float = 10.0
     timeout_s: float = 10.0
     base_url: str = "http://127.0.0.1:8000"
+    workers: int = 4
 
     @property
     def lease_s(self) -> float:
@@ -152,16 +163,18 @@ async def retry_delivery(stores: Stores, delivery_id: int) -> Delivery:
 
 
 def post_json(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Answer:
-    """POST ``body`` to ``url`` (blocking: run it in a thread). Redirects are not followed."""
-    parts = urlsplit(url)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    connection_type = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    host = parts.hostname or ""
+    """POST ``body`` to ``url`` (blocking: run it in a thread). Redirects are not followed.
+    Never raises: every error (a non-ASCII URL saved before they were refused included) is a
+    failed ``Answer``."""
     try:
+        parts = urlsplit(url)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        connection_type = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        host = parts.hostname or ""
         connection = connection_type(host, parts.port, timeout=timeout_s)
         try:
             connection.request("POST", path, body=body, headers=headers)
@@ -173,7 +186,7 @@ def post_json(url: str, body: bytes, headers: dict[str, str], timeout_s: float) 
             connection.close()
     except TimeoutError:
         return Answer(None, f"no answer within {timeout_s:g} s")
-    except (OSError, http.client.HTTPException) as error:
+    except Exception as error:  # OSError, HTTPException, UnicodeEncodeError, a bad port, …
         return Answer(None, _short(f"{type(error).__name__}: {error}"))
     if 300 <= status < 400:
         return Answer(status, _short(f"answered {status} (redirects are not followed): {location}"))
@@ -187,17 +200,29 @@ def _short(text: str) -> str:
 
 
 async def send_one(
-    stores: Stores, job: DeliveryJob, sender: str, policy: SendPolicy, post: Post
+    stores: Stores,
+    job: DeliveryJob,
+    sender: str,
+    policy: SendPolicy,
+    post: Post,
+    executor: Executor | None = None,
 ) -> bool:
-    """One attempt of a claimed delivery, recorded; whether it was delivered."""
-    body = job.body
-    if body is None:
-        url = f"{policy.base_url}/tasks/{job.task.id}"
-        body = encode_body(build_payload(job.task, delivery_id=job.id, task_url=url))
-    headers = signed_headers(
-        job.secret, body, timestamp=int(time.time()), event=job.event, delivery_id=job.id
-    )
-    answer = await asyncio.to_thread(post, job.url, body, headers, policy.timeout_s)
+    """One attempt of a claimed delivery on ``executor`` (``None``: the loop's default),
+    recorded whatever happens; whether it was delivered."""
+    body = job.body or b""
+    try:
+        if not body:
+            url = f"{policy.base_url}/tasks/{job.task.id}"
+            body = encode_body(build_payload(job.task, delivery_id=job.id, task_url=url))
+        headers = signed_headers(
+            job.secret, body, timestamp=int(time.time()), event=job.event, delivery_id=job.id
+        )
+        answer = await asyncio.get_running_loop().run_in_executor(
+            executor, post, job.url, body, headers, policy.timeout_s
+        )
+    except Exception as error:  # a bug here must not leave the delivery "sending" for ever
+        log.exception("webhook delivery %s: the attempt failed unexpectedly", job.id)
+        answer = Answer(None, _short(f"could not send: {type(error).__name__}: {error}"))
     attempts = job.attempts + 1
     await stores.notification.record_attempt(
         job.id,
@@ -216,14 +241,20 @@ async def send_one(
 
 
 async def deliver_due(
-    stores: Stores, sender: str, policy: SendPolicy, *, post: Post = post_json
+    stores: Stores,
+    sender: str,
+    policy: SendPolicy,
+    *,
+    post: Post = post_json,
+    executor: Executor | None = None,
 ) -> int:
-    """Claim the due deliveries and make one attempt of each (at once); how many were tried.
-    A read first, so a sender with nothing to do writes nothing."""
+    """Claim due deliveries (at most ``policy.workers``) and make one attempt of each, at once
+    on ``executor``; how many were tried. A read first, so a sender with nothing to do writes
+    nothing."""
     if not await stores.notification.due_deliveries(now=time.time()):
         return 0
     jobs = await stores.notification.claim_deliveries(
-        sender, now=time.time(), lease_s=policy.lease_s
+        sender, now=time.time(), lease_s=policy.lease_s, limit=policy.workers
     )
-    await asyncio.gather(*(send_one(stores, job, sender, policy, post) for job in jobs))
+    await asyncio.gather(*(send_one(stores, job, sender, policy, post, executor) for job in jobs))
     return len(jobs)

@@ -9,12 +9,14 @@ import hmac
 import itertools
 import json
 import socket
+import threading
 import time
 
 from app.domain.stores import Stores
 from app.domain.webhooks import Delivery
 from app.services import notifications as notify_service
-from app.services.notifications import SendPolicy, deliver_due
+from app.services.notifications import Answer, SendPolicy, deliver_due
+from app.tasks.webhook_sender import WebhookSender
 from tests.webhook_receiver import webhook_receiver
 
 FAST = SendPolicy(attempts=5, backoff_s=0.2, timeout_s=5.0, base_url="http://ydc.test:8000")
@@ -170,3 +172,84 @@ async def test_a_sender_with_nothing_due_sends_nothing(stores: Stores) -> None:
         await _project_with_webhook(stores, receiver.url)
         assert await deliver_due(stores, "test-sender", FAST) == 0
         assert receiver.received == []
+
+
+async def test_a_url_http_client_cannot_send_is_a_recorded_failed_attempt(stores: Stores) -> None:
+    """A non-ASCII URL (saved before such URLs were refused) used to raise out of the POST and
+    leave the delivery "sending", claimed again every lease with no attempt counted."""
+    policy = SendPolicy(attempts=2, backoff_s=60.0, timeout_s=2.0)
+    await stores.dataset.create("birds", ["gull"])
+    await stores.notification.set_webhook(
+        "birds", "http://127.0.0.1:9/höök", secret="whsec_" + "0" * 48
+    )  # below the URL check, as an old row would be
+    await _end_a_task(stores)
+
+    assert await deliver_due(stores, "test-sender", policy) == 1
+    [found] = await stores.notification.deliveries()
+
+    assert (found.state, found.attempts, found.last_status) == ("pending", 1, None)
+    assert "UnicodeEncodeError" in (found.last_error or "")
+    assert found.next_attempt_at is not None
+
+
+def test_post_json_turns_any_error_into_a_failed_answer() -> None:
+    answer = notify_service.post_json("http://127.0.0.1:9/höök", b"{}", {}, 1.0)
+    assert answer.status is None and not answer.delivered
+    assert "UnicodeEncodeError" in (answer.error or "")
+
+    answer = notify_service.post_json("http://127.0.0.1:99999999/", b"{}", {}, 1.0)
+    assert answer.status is None and (answer.error or "").startswith("ValueError")
+
+
+async def test_an_unexpected_error_while_sending_is_still_recorded_as_an_attempt(
+    stores: Stores,
+) -> None:
+    def broken(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Answer:
+        raise RuntimeError("a bug in the sender")
+
+    policy = SendPolicy(attempts=1, backoff_s=0.05, timeout_s=2.0)
+    with webhook_receiver(200) as receiver:
+        await _project_with_webhook(stores, receiver.url)
+        await _end_a_task(stores)
+        assert await deliver_due(stores, "test-sender", policy, post=broken) == 1
+    [found] = await stores.notification.deliveries()
+
+    assert (found.state, found.attempts) == ("failed", 1)
+    assert found.last_error == "could not send: RuntimeError: a bug in the sender"
+
+
+async def test_the_sender_posts_on_its_own_threads_and_shuts_them_down(stores: Stores) -> None:
+    threads: list[str] = []
+
+    def record(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Answer:
+        threads.append(threading.current_thread().name)
+        return Answer(204)
+
+    sender = WebhookSender(stores, FAST, poll_s=0.02, post=record)
+    with webhook_receiver(200) as receiver:
+        await _project_with_webhook(stores, receiver.url)
+        sender.start()
+        try:
+            await _end_a_task(stores)
+            await _end_a_task(stores)
+            deadline = time.monotonic() + 30
+            while len(threads) < 2:
+                assert time.monotonic() < deadline, "nothing was sent in 30 s"
+                await asyncio.sleep(0.02)
+            executor = sender._executor
+        finally:
+            await sender.stop()
+
+    assert threads and all(name.startswith("ydc-webhook") for name in threads)
+    assert executor is not None and executor._shutdown  # the pool ends with the sender
+    assert sender._executor is None
+
+
+async def test_a_round_claims_no_more_than_the_sender_has_threads(stores: Stores) -> None:
+    policy = SendPolicy(attempts=1, backoff_s=0.05, timeout_s=2.0, workers=2)
+    with webhook_receiver(200) as receiver:
+        await _project_with_webhook(stores, receiver.url)
+        for _ in range(3):
+            await _end_a_task(stores)
+        assert await deliver_due(stores, "test-sender", policy) == 2
+        assert await deliver_due(stores, "test-sender", policy) == 1

@@ -8,9 +8,11 @@ import json
 
 import pytest
 
+from app.config import Settings
 from app.domain.errors import Invalid
 from app.domain.models import TaskInfo
 from app.domain.webhooks import (
+    RETRY_MAX_S,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     backoff_schedule,
@@ -27,6 +29,7 @@ from app.domain.webhooks import (
     validate_webhook_url,
     verify_signature,
 )
+from app.services.notifications import SendPolicy
 
 
 def _task(**changes: object) -> TaskInfo:
@@ -74,6 +77,10 @@ def test_http_and_https_urls_are_taken_trimmed(url: str) -> None:
         ("http://example.org:99999/", "not a valid URL"),
         ("http://example.org/#frag", "fragment"),
         ("https://example.org/" + "a" * 2000, "at most 2000"),
+        ("http://example.org/höök", "plain ASCII"),  # http.client cannot send it
+        ("http://bücher.example/hook", "xn--"),
+        ("https://user:pass@example.org/hook", "user name or password"),  # never sent
+        ("https://token@example.org/hook", "user name or password"),
     ],
 )
 def test_other_urls_are_refused_with_the_reason(url: str, said: str) -> None:
@@ -101,6 +108,13 @@ def test_a_receiver_accepts_a_fresh_signed_body_and_refuses_tampering_and_replay
     assert not verify_signature("k", "soon", body, header, now=1000)
 
 
+def test_a_signature_header_with_non_ascii_characters_is_refused_not_an_error() -> None:
+    body = b"{}"
+
+    assert not verify_signature("k", "1000", body, "sha256=é" + "0" * 63, now=1000)
+    assert not verify_signature("k", "1000", body, "ü", now=1000)
+
+
 def test_signed_headers_carry_the_timestamp_they_sign() -> None:
     headers = signed_headers("k", b"{}", timestamp=42, event="task.failed", delivery_id=9)
 
@@ -116,6 +130,25 @@ def test_the_back_off_doubles_from_its_base() -> None:
     assert backoff_schedule(3, 0.1) == pytest.approx([0.1, 0.2])
     assert retry_delay(1, 1.0) == 1.0
     assert retry_delay(4, 0.5) == 4.0
+
+
+def test_each_wait_is_capped_at_an_hour() -> None:
+    assert retry_delay(50, 1.0) == RETRY_MAX_S == 3600.0
+    assert retry_delay(10_000, 10.0) == RETRY_MAX_S  # no overflow either
+    assert backoff_schedule(11, 10.0)[-3:] == [1280.0, 2560.0, 3600.0]
+    assert next_attempt_at(49, max_attempts=50, base_s=1.0, now=0.0) == 3600.0
+
+
+def test_the_default_retries_outlast_a_receiver_restarting_for_minutes() -> None:
+    for attempts, base_s in [
+        (SendPolicy().attempts, SendPolicy().backoff_s),
+        (
+            Settings.model_fields["webhook_attempts"].default,
+            Settings.model_fields["webhook_backoff_s"].default,
+        ),
+    ]:
+        waits = backoff_schedule(attempts, base_s)
+        assert waits[0] >= 10 and sum(waits) >= 20 * 60
 
 
 def test_after_the_last_attempt_there_is_no_next_one() -> None:

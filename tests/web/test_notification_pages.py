@@ -119,6 +119,8 @@ async def test_the_box_is_a_page_and_a_fragment(client: httpx.AsyncClient, birds
         ("example.org", "must start with http:// or https://"),
         ("", "Give the webhook's URL"),
         ("http://", "no host"),
+        ("http://example.org/höök", "must be plain ASCII"),
+        ("https://ada:pw@example.org/hook", "cannot carry a user name or password"),
     ],
 )
 async def test_a_bad_url_is_refused_in_the_box_and_changes_nothing(
