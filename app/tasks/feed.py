@@ -78,6 +78,7 @@ log = logging.getLogger(__name__)
 KIND = "capture_stream"
 POLL_S = 0.1
 LIVE_WAIT_S = 0.01  # the soonest the live view looks again for the camera's next frame
+LATE_FRAME_S = 0.02  # a frame this late (jitter) is looked for every LIVE_WAIT_S, then less
 PREVIEW_RATE = 10.0  # camera.jpg rewrites a second at most
 STATUS_RATE = 4.0  # status.json rewrites a second at most
 SESSION_CHECK_S = 0.5  # how often the session's row is read (ended by a person?)
@@ -390,20 +391,27 @@ class Feed:
                 elif self.live.model is not None and self.state == FeedState.LIVE:
                     # The live view waits for its rate or for the camera's next frame: a whole
                     # poll here held it to ~8 inferences a second on a 25 fps stream.
-                    await asyncio.sleep(self._live_wait_s(time.monotonic()))
+                    await asyncio.sleep(self._live_wait_s(time.monotonic(), time.time()))
                 else:
                     await asyncio.sleep(POLL_S)
         finally:
             await self._close()
 
-    def _live_wait_s(self, now: float) -> float:
-        """How long the live view waits before it looks again: until its rate allows the next
-        inference, and at least half the camera's frame interval (it looks twice a frame, so
-        it takes each one, without spinning every 10 ms on a 1 fps or stalled camera); within
-        ``LIVE_WAIT_S`` and ``POLL_S``."""
+    def _live_wait_s(self, now: float, wall: float) -> float:
+        """How long the live view waits before it looks again (``now`` monotonic, ``wall``
+        the clock the ring's frames are timed by): until its rate allows the next inference
+        and the camera's next frame is due (from the reader's frame rate); looking every
+        ``LIVE_WAIT_S`` only just after a frame was due, then every half frame interval: a
+        1 fps or stalled camera is not looked at 100 times a second. Within ``LIVE_WAIT_S``
+        and ``POLL_S``."""
         fps = self.reader.fps.rate(now)
-        half_frame = 0.5 / fps if fps > 0 else POLL_S
-        return min(POLL_S, max(LIVE_WAIT_S, self.live_gate.wait_s(now), half_frame))
+        latest = self.ring.latest()
+        if fps <= 0 or latest is None:
+            frame = POLL_S  # no frames lately: stalled or reconnecting
+        else:
+            due = latest.at + 1 / fps - wall
+            frame = due if due > -LATE_FRAME_S else 0.5 / fps
+        return min(POLL_S, max(LIVE_WAIT_S, self.live_gate.wait_s(now), frame))
 
     async def _close(self) -> None:
         self.reader.stop()

@@ -201,23 +201,30 @@ async def test_a_capture_whose_inference_fails_is_kept_without_suggestions(
     assert feed.live.running is None  # off: no inference starts
 
 
-def test_the_live_view_looks_about_twice_a_camera_frame_not_every_ten_ms(
+def test_the_live_view_looks_when_the_next_frame_is_due_not_every_ten_ms(
     tmp_path: Any,
 ) -> None:
     class Folder:
         data_dir = tmp_path
 
-    settings = FeedSettings(source="http://cam/x", live=True, live_rate=30)
-    feed = Feed(None, Folder(), "cam", 1, settings, FeedSource(url="http://cam/x"))  # type: ignore[arg-type]
+    def feed_at(fps: float, seconds: float, now: float) -> Feed:
+        """A feed whose camera gave frames at ``fps`` for ``seconds`` up to ``now``."""
+        settings = FeedSettings(source="http://cam/x", live=True, live_rate=30)
+        feed = Feed(None, Folder(), "cam", 1, settings, FeedSource(url="http://cam/x"))  # type: ignore[arg-type]
+        for index in range(int(seconds * fps)):
+            at = now - seconds + (index + 1) / fps
+            feed.reader.fps.tick(at)
+            feed.ring.push(np.zeros((2, 2, 3), np.uint8), at)
+        return feed
+
     now = 1000.0
-    assert feed._live_wait_s(now) == POLL_S  # no frame yet: a stalled stream
-    for tick in range(5):  # a 1 fps camera
-        feed.reader.fps.tick(now - 4 + tick)
-    assert feed._live_wait_s(now) == POLL_S
-    feed = Feed(None, Folder(), "cam", 1, settings, FeedSource(url="http://cam/x"))  # type: ignore[arg-type]
-    for tick in range(50):  # 25 fps
-        feed.reader.fps.tick(now - 2 + (tick + 1) * 0.04)
-    assert abs(feed._live_wait_s(now) - 0.02) < 0.002
-    for tick in range(200):  # 100 fps: no faster than LIVE_WAIT_S
-        feed.reader.fps.tick(now + tick * 0.01)
-    assert feed._live_wait_s(now + 2) == LIVE_WAIT_S
+    stalled = feed_at(25, 0, now)
+    assert stalled._live_wait_s(now, now) == POLL_S  # no frame: stalled or reconnecting
+    slow = feed_at(1, 4, now)
+    assert slow._live_wait_s(now, now + 0.5) == POLL_S  # 1 fps: the next is 0.5 s away
+    assert slow._live_wait_s(now, now + 1.005) == LIVE_WAIT_S  # just due: looked for
+    assert slow._live_wait_s(now, now + 1.5) == POLL_S  # late: half a frame, at most a poll
+    fast = feed_at(25, 2, now)
+    assert abs(fast._live_wait_s(now, now + 0.015) - 0.025) < 0.002  # the next due in 25 ms
+    assert fast._live_wait_s(now, now + 0.045) == LIVE_WAIT_S  # 5 ms late
+    assert abs(fast._live_wait_s(now, now + 0.1) - 0.02) < 0.002  # later: half a frame
