@@ -24,6 +24,7 @@ from app.web.errors import error_responses
 from app.web.render import is_htmx, redirect, render
 from app.web.schemas import TaskOut
 from app.web.session_pages import SessionId, SessionOut, SessionStartedOut
+from app.web.system_pages import DISK_FULL
 
 router = APIRouter(dependencies=[Depends(require_csrf)], include_in_schema=False)
 api_router = APIRouter(prefix="/api/v1", tags=["sessions"], dependencies=[Depends(require_csrf)])
@@ -231,7 +232,10 @@ async def end_feed(request: Request, session_id: SessionId, stores: StoresDep) -
 
 
 @api_router.post(
-    "/projects/{name}/sessions/stream", response_model=SessionStartedOut, status_code=202
+    "/projects/{name}/sessions/stream",
+    response_model=SessionStartedOut,
+    status_code=202,
+    responses=DISK_FULL,
 )
 async def api_start_stream(
     request: Request, name: str, body: FeedIn, stores: StoresDep

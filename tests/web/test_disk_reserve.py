@@ -218,6 +218,7 @@ async def test_the_openapi_document_declares_507_on_every_guarded_operation(
         ("/api/v1/projects/{name}/sessions/video", "post"),
         ("/api/v1/sessions/{session_id}/frames", "post"),
         ("/api/v1/projects/{name}/sessions/folder", "post"),
+        ("/api/v1/projects/{name}/sessions/stream", "post"),
     ]
     for path, method in guarded:
         entry = document["paths"][path][method]["responses"]["507"]
