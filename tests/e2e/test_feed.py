@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
+from app.services.feeds import end_feed_session
 from tests.e2e.support import LiveServer, shoot
 from tests.feed_stream import mjpeg_stream
 from tests.shapes import CLASSES, ShapesModel, shapes_image
@@ -27,7 +28,7 @@ def scene(number: int) -> np.ndarray:
 
 @pytest.mark.e2e
 def test_a_stream_with_the_live_view_is_shown_captured_reconnected_and_ended(
-    live: LiveServer, page: Page, shapes_model: ShapesModel
+    live: LiveServer, page: Page, shapes_model: ShapesModel, request: pytest.FixtureRequest
 ) -> None:
     stores = live.stores
     live.run(stores.dataset.create(PROJECT, list(CLASSES)))
@@ -56,11 +57,15 @@ def test_a_stream_with_the_live_view_is_shown_captured_reconnected_and_ended(
         form.get_by_role("button", name="Open the stream").click()
 
         expect(page).to_have_url(re.compile(r"/sessions/\d+/feed$"))
+        session_id = int(page.url.rstrip("/").split("/")[-2])
+        request.addfinalizer(lambda: live.run(end_feed_session(stores, session_id)))
         badge = page.locator("#feed-status .feed-badge")
         expect(badge).to_have_text("live", timeout=60_000)
         expect(page.locator("#feed-boxes")).not_to_have_text("0", timeout=120_000)
+        # A function, not an expression: Playwright polls an expression with eval, which the
+        # page's content policy refuses whenever the picture is not loaded at the first look.
         page.wait_for_function(
-            "document.getElementById('feed-image').naturalWidth > 0", timeout=30_000
+            "() => document.getElementById('feed-image').naturalWidth > 0", timeout=30_000
         )
 
         page.keyboard.press("c")
